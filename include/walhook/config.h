@@ -1,0 +1,49 @@
+#pragma once
+// Command-line flags and WALHOOK_* environment variables → Config (SPEC §2).
+// Pure: the environment is passed in. Thread-safety: plain values.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "walhook/log.h"
+#include "walhook/result.h"
+
+namespace walhook {
+
+struct Config {
+  std::string command;  // run | init | status | drop
+  std::string source;
+  std::string eventing_db;  // defaults to source
+  std::string slot = "walhook";
+  std::string schema = "eventing";
+  std::string secret;
+  std::string signing_secret;
+  std::string node_id;
+  std::string project = "default";
+  std::string listen = "127.0.0.1:4122";
+  std::vector<std::string> watch_dirs;
+  std::chrono::seconds retention{7 * 24 * 3600};
+  std::chrono::seconds failed_retention{30 * 24 * 3600};
+  LogFormat log_format = LogFormat::kText;
+  std::chrono::milliseconds heartbeat_interval{10000};
+  bool schema_too = false;  // drop --schema-too
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+// Parses argv[1..] (the subcommand first). Errors name the flag and why, for
+// exit code 2. `hostname_pid` is the default node id.
+Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env,
+                           const std::string& hostname_pid);
+
+// "7d", "30m", "1h30m", "45s", "500ms" → duration; nullopt when malformed.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// The usage text printed by --help.
+std::string Usage();
+
+}  // namespace walhook

@@ -1,0 +1,29 @@
+#pragma once
+// wal2json format-version 2 → Change. Pure: bytes in, values out.
+// Expects the options include-lsn, include-timestamp and include-pk.
+// Thread-safety: a Decoder is used by one thread at a time.
+
+#include <cstddef>
+
+#include <rapidjson/document.h>
+
+#include "walhook/change.h"
+#include "walhook/result.h"
+
+namespace walhook {
+
+class Decoder {
+ public:
+  // REQUIRES: line[length] == '\0' (PQgetCopyData terminates its buffers).
+  // Decodes one line in place: `line` is modified and must outlive `*out`'s
+  // views (and stay unmodified) until the next call. `wal_pos` names the line
+  // in error messages. Returns an error value for malformed input, never throws.
+  Status Decode(char* line, size_t length, Lsn wal_pos, Change* out);
+
+ private:
+  // Each line is parsed into this pool; a line that fits needs no malloc.
+  char pool_buffer_[64 * 1024];
+  rapidjson::MemoryPoolAllocator<> alloc_{pool_buffer_, sizeof(pool_buffer_)};
+};
+
+}  // namespace walhook

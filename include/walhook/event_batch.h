@@ -1,0 +1,52 @@
+#pragma once
+// EventBatch: captured events waiting to be written to event_logs in one
+// statement. Kept as Postgres array literals, built as events arrive, so the
+// write is a single INSERT … SELECT FROM unnest(…) round trip. Pure.
+// Thread-safety: one thread.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "walhook/lsn.h"
+
+namespace walhook {
+
+// An event larger than this is stored 'failed' with a remark, not sent (SPEC §7).
+constexpr size_t kMaxEventBytes = 8u << 20;
+
+class EventBatch {
+ public:
+  EventBatch() { Clear(); }
+
+  // Adds one event. `commit_ts` is a timestamptz text ("2026-11-28 04:06:36.9+00").
+  // A payload over kMaxEventBytes is recorded as 'failed' with a remark and a
+  // null payload.
+  void Add(std::string_view trigger, std::string_view type, std::string_view payload,
+           std::string_view commit_ts, Lsn commit_lsn, int seq);
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t bytes() const { return payloads_.size(); }
+  void Clear();
+
+  // The array literals, closed ("{…}"), for the unnest() parameters.
+  std::string triggers() const { return Closed(triggers_); }
+  std::string types() const { return Closed(types_); }
+  std::string statuses() const { return Closed(statuses_); }
+  std::string payloads() const { return Closed(payloads_); }
+  std::string timestamps() const { return Closed(timestamps_); }
+  std::string lsns() const { return Closed(lsns_); }
+  std::string seqs() const { return Closed(seqs_); }
+  std::string remarks() const { return Closed(remarks_); }
+
+ private:
+  static std::string Closed(const std::string& literal);
+  size_t size_ = 0;
+  std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
+};
+
+// Appends `value` to an open array literal as a quoted element.
+void AppendArrayElement(std::string* literal, std::string_view value);
+
+}  // namespace walhook

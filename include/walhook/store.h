@@ -1,0 +1,110 @@
+#pragma once
+// The adapters on libpqxx: EventStore (the eventing database: migrations,
+// triggers, event_logs, node status) and SourceCatalog (the source database:
+// setup checks, the slot, table facts, heartbeats). Errors from the server
+// surface as pqxx exceptions, which end the session; setup errors as FatalError.
+// Thread-safety: each object is used by one thread.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "walhook/event_batch.h"
+#include "walhook/lsn.h"
+#include "walhook/trigger.h"
+
+namespace walhook {
+
+struct TriggerHealth {
+  std::string trigger_name;
+  std::string last_error;
+  bool blocking = true;  // the trigger makes no events at all
+};
+
+struct NodeReport {
+  std::string role;  // "streaming" | "standby"
+  std::string slot;
+  Lsn confirmed;
+  std::optional<int64_t> lag_bytes;
+  double events_per_s = 0;
+};
+
+class EventStore {
+ public:
+  EventStore(const std::string& conninfo, std::string schema, std::string node_id);
+  ~EventStore();
+
+  // Applies the embedded migrations not yet recorded in schema_migrations,
+  // under an advisory lock, in one transaction.
+  void Migrate();
+
+  // Starts listening for trigger changes (call once per connection).
+  void Listen();
+  // Handles arrived notifications without blocking; true when triggers changed.
+  bool TriggersChanged();
+  int socket() const;
+
+  std::vector<Trigger> LoadTriggers();
+  void WriteTriggerHealth(const std::vector<TriggerHealth>& health);
+
+  // Writes the batch in one transaction; events already stored (same commit
+  // LSN, position and trigger) are skipped. Returns the number inserted.
+  size_t Insert(const EventBatch& batch);
+
+  void Report(const NodeReport& report);
+  void Forget();  // removes this node's status row (clean exit)
+
+  const std::string& schema() const { return schema_; }
+
+ private:
+  class Receiver;
+  std::string Quoted();
+
+  pqxx::connection conn_;
+  std::string schema_;
+  std::string node_id_;
+  std::unique_ptr<Receiver> receiver_;
+  bool changed_ = false;
+};
+
+struct SlotState {
+  bool exists = false;
+  std::string plugin;
+  std::string wal_status;  // reserved | extended | unreserved | lost
+  bool active = false;
+  Lsn confirmed_flush;
+};
+
+class SourceCatalog {
+ public:
+  explicit SourceCatalog(const std::string& conninfo);
+
+  // FatalError when wal_level is not logical.
+  void CheckWalLevel();
+  SlotState Slot(const std::string& slot);
+  // Creates a wal2json logical slot; a setup error (plugin missing or not
+  // allowed, no privilege) is a FatalError with what to do.
+  void CreateSlot(const std::string& slot);
+  void DropSlot(const std::string& slot);
+  // Session advisory lock that makes one node the streaming one.
+  bool TryLockSlot(const std::string& slot);
+
+  std::string Database();
+  Lsn CurrentWalLsn();
+  // Facts about a table; a table that no longer exists gets a TableInfo that
+  // names only itself.
+  TableInfo LookupTable(const std::string& schema, const std::string& table);
+  // Checks each trigger against the catalog, sets Trigger::active, and
+  // returns the definition errors to show in trigger_status.
+  std::vector<TriggerHealth> Validate(std::vector<Trigger>* triggers);
+  // A non-transactional logical message so an idle slot has something to confirm.
+  void Heartbeat(const std::string& prefix);
+
+ private:
+  pqxx::connection conn_;
+};
+
+}  // namespace walhook

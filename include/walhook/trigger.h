@@ -1,0 +1,54 @@
+#pragma once
+// Triggers as users define them in eventing.triggers, and what the matcher
+// needs to know about the source tables. Pure values.
+// Thread-safety: plain values.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace walhook {
+
+enum class EventKind { kDbInsert, kDbUpdate, kDbDelete, kFileCreate, kFileDelete, kCustom };
+
+// "DB_INSERT" → kDbInsert …; any other name is kCustom (the database's CHECK
+// constraint has already refused malformed names).
+EventKind ParseEventKind(std::string_view type);
+std::string_view EventKindName(EventKind kind);  // "DB_INSERT"; "" for kCustom
+
+struct Trigger {
+  std::string name;
+  std::string type;  // as written: "DB_INSERT", "ORDER_SHIPPED"
+  EventKind kind = EventKind::kCustom;
+  // DB_*: empty schema and table = every table; table_name "t" means public.t.
+  std::string schema;
+  std::string table;
+  std::vector<std::string> columns;  // DB_UPDATE: fire when one of these changed
+  std::optional<std::string> condition;
+  std::optional<std::string> path_prefix;
+  bool enabled = true;
+  // Set by validation: false when a definition error keeps the trigger from
+  // firing at all (the error is shown in trigger_status.last_error).
+  bool active = true;
+};
+
+// Splits a table_name as users write it: "orders" → ("public", "orders"),
+// "shop.orders" → ("shop", "orders"), "\"Shop\".\"Orders\"" keeps case and
+// quotes removed; unquoted names fold to lower case, as in SQL.
+// Returns false for names that are not one or two identifiers.
+bool ParseTableName(std::string_view text, std::string* schema, std::string* table);
+
+// What walhook learns about a source table from the catalog.
+struct TableInfo {
+  std::string schema;  // the table as wal2json names it (a leaf partition)
+  std::string table;
+  std::string root_schema;  // the partitioned table at the top, or the same table
+  std::string root_table;
+  char replica_identity = 'd';  // pg_class.relreplident: d, f (full), i (index), n
+  std::vector<std::string> identity_columns;  // replica identity index columns ('i')
+  std::vector<std::string> columns;  // every live column, in attnum order
+  bool is_partition() const { return schema != root_schema || table != root_table; }
+};
+
+}  // namespace walhook

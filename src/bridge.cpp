@@ -1,0 +1,385 @@
+#include "walhook/bridge.h"
+
+#include <poll.h>
+
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+
+#include "walhook/decoder.h"
+#include "walhook/errors.h"
+#include "walhook/event_batch.h"
+#include "walhook/log.h"
+#include "walhook/matcher.h"
+#include "walhook/payload.h"
+#include "walhook/replication_stream.h"
+#include "walhook/store.h"
+
+namespace walhook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::atomic<bool> g_stop{false};
+
+// A batch is written when the stream has nothing more right now, or when it
+// holds this many events or bytes, or is this old.
+constexpr size_t kBatchEvents = 5000;
+constexpr size_t kBatchBytes = 16u << 20;
+constexpr milliseconds kBatchAge{20};
+constexpr milliseconds kStatusInterval{10000};
+constexpr milliseconds kReportInterval{1000};
+constexpr milliseconds kTriggerRecheck{10000};
+constexpr auto kMaxBackoff = std::chrono::seconds(30);
+
+std::string EscapeFilter(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == ',' || c == '.' || c == '*' || c == ' ' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+void SleepUnlessStopped(milliseconds d) {
+  const auto until = Clock::now() + d;
+  while (!g_stop && Clock::now() < until) std::this_thread::sleep_for(milliseconds(50));
+}
+
+// Everything one streaming session holds. Lives only inside Bridge::Session.
+class Streamer {
+ public:
+  Streamer(const Config& cfg, EventStore& store, SourceCatalog& catalog, Lsn confirmed)
+      : cfg_(cfg), store_(store), catalog_(catalog), confirmed_(confirmed) {
+    db_ = catalog_.Database();
+  }
+
+  void ReloadTriggers() {
+    std::vector<Trigger> triggers = store_.LoadTriggers();
+    store_.WriteTriggerHealth(catalog_.Validate(&triggers));
+    matcher_ = Matcher(std::move(triggers));
+    tables_.clear();
+    last_reload_ = Clock::now();
+  }
+
+  void Stream(ReplicationStream& repl) {
+    auto last_status = Clock::now();
+    auto last_report = Clock::now() - kReportInterval;
+    last_data_ = Clock::now();
+    Lsn sent_status;
+    ReplicationStream::Message msg;
+    for (;;) {
+      bool drained = false;
+      bool reply = false;
+      for (int i = 0; i < 10000 && batch_.size() < kBatchEvents && batch_.bytes() < kBatchBytes;
+           ++i) {
+        const auto r = repl.Next(&msg);
+        if (r == ReplicationStream::Read::kWouldBlock) {
+          drained = true;
+          break;
+        }
+        if (r == ReplicationStream::Read::kEnd) throw SessionError("the server ended the stream");
+        reply |= Handle(msg.bytes.get(), msg.size);
+      }
+      const auto now = Clock::now();
+      if (!batch_.empty() && (drained || batch_.size() >= kBatchEvents ||
+                              batch_.bytes() >= kBatchBytes || now - batch_started_ >= kBatchAge)) {
+        Flush();
+      }
+      if (g_stop) {
+        if (!batch_.empty()) Flush();
+        repl.SendStatus(confirmed_, false);
+        repl.Finish();
+        LogInfo("stopped; slot \"{}\" confirmed at {}", cfg_.slot, confirmed_);
+        return;
+      }
+      if (reply || confirmed_ != sent_status || now - last_status >= kStatusInterval) {
+        // Confirms are cheap but not free: at most every 100 ms unless asked.
+        if (reply || now - last_status >= milliseconds(100)) {
+          repl.SendStatus(confirmed_, reply);
+          sent_status = confirmed_;
+          last_status = now;
+        }
+      }
+      if (now - last_report >= kReportInterval) {
+        Report(now - last_report);
+        last_report = now;
+        if (store_.TriggersChanged() || now - last_reload_ >= kTriggerRecheck) ReloadTriggers();
+      }
+      if (!in_txn_ && batch_.empty() && now - last_data_ >= cfg_.heartbeat_interval) {
+        catalog_.Heartbeat(HeartbeatPrefix());
+        last_data_ = now;
+      }
+      if (drained) Wait(repl);
+    }
+  }
+
+ private:
+  std::string HeartbeatPrefix() const { return "walhook.heartbeat"; }
+
+  void Wait(ReplicationStream& repl) {
+    pollfd fds[2] = {{repl.socket(), POLLIN, 0}, {store_.socket(), POLLIN, 0}};
+    int timeout = 100;
+    if (!batch_.empty()) timeout = 1;
+    const int n = ::poll(fds, 2, timeout);
+    if (n > 0 && (fds[1].revents & POLLIN) != 0 && store_.TriggersChanged()) ReloadTriggers();
+  }
+
+  // Returns true when the server asked for an immediate reply.
+  bool Handle(char* data, size_t size) {
+    if (size == 0) return false;
+    if (data[0] == 'k') {
+      auto k = ParseKeepalive(data, size);
+      if (!k) throw SessionError("malformed keepalive message from the server");
+      server_end_ = std::max(server_end_, k->wal_end);
+      // Nothing pending: everything up to the server's position is handled.
+      if (!in_txn_ && batch_.empty()) confirmed_ = std::max(confirmed_, k->wal_end);
+      return k->reply_requested;
+    }
+    if (data[0] != 'w') throw SessionError("unexpected message type from the server");
+    auto x = ParseXLogData(data, size);
+    if (!x) throw SessionError("malformed XLogData message from the server");
+    last_data_ = Clock::now();
+    server_end_ = std::max(server_end_, x->wal_end);
+    Status st = decoder_.Decode(const_cast<char*>(x->data), x->size, x->data_start, &change_);
+    if (!st.ok()) {
+      // The line came from wal2json itself; skipping it loses at most that
+      // change, and the log names where.
+      LogError("slot \"{}\": {}; change skipped", cfg_.slot, st.message());
+      ++decode_errors_;
+      return false;
+    }
+    switch (change_.kind) {
+      case ChangeKind::kBegin:
+        in_txn_ = true;
+        txn_lsn_ = change_.lsn;
+        txn_end_ = change_.next_lsn;
+        txn_ts_.assign(change_.timestamp);
+        seq_ = 0;
+        break;
+      case ChangeKind::kCommit:
+        in_txn_ = false;
+        if (batch_.empty()) {
+          confirmed_ = std::max(confirmed_, txn_end_);
+        } else {
+          batch_complete_ = txn_end_;
+        }
+        break;
+      case ChangeKind::kInsert:
+      case ChangeKind::kUpdate:
+      case ChangeKind::kDelete:
+        ++seq_;
+        Capture();
+        break;
+      case ChangeKind::kTruncate:
+        ++seq_;
+        LogInfo("TRUNCATE of {}.{} at {} makes no event", change_.schema, change_.table, txn_lsn_);
+        break;
+      case ChangeKind::kMessage:
+        if (change_.transactional) {
+          ++seq_;
+        } else if (!in_txn_ && batch_.empty()) {
+          confirmed_ = std::max(confirmed_, x->wal_end);
+        }
+        break;
+    }
+    return false;
+  }
+
+  const TableInfo& Table(std::string_view schema, std::string_view table) {
+    key_.assign(schema);
+    key_.push_back('.');
+    key_.append(table);
+    auto it = tables_.find(key_);
+    if (it != tables_.end()) return it->second;
+    TableInfo info = catalog_.LookupTable(std::string(schema), std::string(table));
+    return tables_.emplace(key_, std::move(info)).first->second;
+  }
+
+  void Capture() {
+    if (matcher_.empty()) return;
+    const TableInfo& table = Table(change_.schema, change_.table);
+    matched_.clear();
+    matcher_.Match(change_, table, &matched_);
+    if (matched_.empty()) return;
+    const std::string_view payload = payload_.Build(change_, table, db_);
+    if (batch_.empty()) batch_started_ = Clock::now();
+    for (const Trigger* t : matched_) {
+      batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_);
+    }
+  }
+
+  void Flush() {
+    const size_t inserted = store_.Insert(batch_);
+    captured_ += inserted;
+    batch_.Clear();
+    if (batch_complete_.valid()) {
+      confirmed_ = std::max(confirmed_, batch_complete_);
+      batch_complete_ = Lsn();
+    }
+  }
+
+  void Report(Clock::duration since) {
+    NodeReport r;
+    r.role = "streaming";
+    r.slot = cfg_.slot;
+    r.confirmed = confirmed_;
+    if (server_end_.valid() && server_end_ >= confirmed_) {
+      r.lag_bytes = static_cast<int64_t>(server_end_.value() - confirmed_.value());
+    }
+    const double secs = std::chrono::duration<double>(since).count();
+    r.events_per_s = secs > 0 ? static_cast<double>(captured_ - reported_captured_) / secs : 0;
+    reported_captured_ = captured_;
+    store_.Report(r);
+  }
+
+  const Config& cfg_;
+  EventStore& store_;
+  SourceCatalog& catalog_;
+  std::string db_;
+  Matcher matcher_;
+  Decoder decoder_;
+  Change change_;
+  PayloadBuilder payload_;
+  EventBatch batch_;
+  std::vector<const Trigger*> matched_;
+  std::unordered_map<std::string, TableInfo> tables_;
+  std::string key_;
+
+  Lsn confirmed_;       // durable: sent to Postgres as the flush position
+  Lsn server_end_;      // the server's latest WAL end, for lag
+  Lsn batch_complete_;  // end of the last whole transaction inside batch_
+  bool in_txn_ = false;
+  Lsn txn_lsn_;
+  Lsn txn_end_;
+  std::string txn_ts_;
+  int seq_ = 0;
+  Clock::time_point batch_started_;
+  Clock::time_point last_data_;
+  Clock::time_point last_reload_;
+  uint64_t captured_ = 0;
+  uint64_t reported_captured_ = 0;
+  uint64_t decode_errors_ = 0;
+};
+
+}  // namespace
+
+Bridge::Bridge(Config config) : config_(std::move(config)) {}
+
+void Bridge::RequestStop() { g_stop = true; }
+
+// Prepares the slot; throws FatalError for setups the user must fix.
+static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
+  catalog.CheckWalLevel();
+  SlotState state = catalog.Slot(slot);
+  if (state.exists && state.wal_status == "lost") {
+    throw FatalError(kExitSetup,
+                     fmt::format("replication slot \"{}\" was invalidated by Postgres "
+                                 "(wal_status = lost): events since LSN {} were lost. walhook "
+                                 "will not recreate it silently: run `walhook drop`, then "
+                                 "`walhook run` to start from now (and re-sync what changed)",
+                                 slot, state.confirmed_flush));
+  }
+  if (state.exists && state.plugin != "wal2json") {
+    throw FatalError(kExitSetup,
+                     fmt::format("replication slot \"{}\" uses the plugin \"{}\", not wal2json: "
+                                 "choose another --slot, or drop that slot",
+                                 slot, state.plugin));
+  }
+  if (!state.exists) {
+    catalog.CreateSlot(slot);
+    LogInfo("created replication slot \"{}\" (wal2json)", slot);
+    state = catalog.Slot(slot);
+  }
+  return state;
+}
+
+void Bridge::Init() {
+  EventStore store(config_.eventing_db, config_.schema, config_.node_id);
+  store.Migrate();
+  SourceCatalog catalog(config_.source);
+  PrepareSlot(catalog, config_.slot);
+}
+
+void Bridge::Session() {
+  EventStore store(config_.eventing_db, config_.schema, config_.node_id);
+  store.Migrate();
+  store.Listen();
+  SourceCatalog catalog(config_.source);
+  SlotState slot = PrepareSlot(catalog, config_.slot);
+
+  bool said_standby = false;
+  while (!catalog.TryLockSlot(config_.slot)) {
+    if (!said_standby) {
+      LogInfo("slot \"{}\" is streamed by another node; standing by", config_.slot);
+      said_standby = true;
+    }
+    NodeReport r;
+    r.role = "standby";
+    r.slot = config_.slot;
+    store.Report(r);
+    SleepUnlessStopped(milliseconds(1000));
+    if (g_stop) return;
+  }
+
+  Streamer streamer(config_, store, catalog, slot.confirmed_flush);
+  streamer.ReloadTriggers();
+  const std::vector<std::pair<std::string, std::string>> options = {
+      {"format-version", "2"},
+      {"include-lsn", "1"},
+      {"include-xids", "1"},
+      {"include-pk", "1"},
+      {"include-timestamp", "1"},
+      {"filter-tables", EscapeFilter(config_.schema) + ".*"},
+      {"add-msg-prefixes", "walhook.heartbeat,walhook." + config_.schema},
+  };
+  // The previous consumer's walsender may take a moment to go away.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      ReplicationStream repl(config_.source, config_.slot);
+      repl.Start(options);
+      LogInfo("streaming slot \"{}\" from {} (node {})", config_.slot, slot.confirmed_flush,
+              config_.node_id);
+      streamer.Stream(repl);
+      store.Forget();
+      return;
+    } catch (const SessionError& e) {
+      const bool busy = std::string_view(e.what()).find("is active for PID") != std::string::npos;
+      if (!busy || attempt >= 100 || g_stop) throw;
+      if (attempt == 0) {
+        LogInfo("slot \"{}\" is in use by another consumer; waiting for it", config_.slot);
+      }
+      SleepUnlessStopped(milliseconds(500));
+      if (g_stop) return;
+    }
+  }
+}
+
+int Bridge::Run() {
+  auto backoff = std::chrono::milliseconds(500);
+  std::string last_error;
+  while (!g_stop) {
+    const auto started = Clock::now();
+    try {
+      Session();
+      if (g_stop) break;
+    } catch (const FatalError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Said once: the same error again is not repeated while we retry.
+      if (e.what() != last_error) {
+        LogError("{}; retrying with backoff", e.what());
+        last_error = e.what();
+      }
+      // A session that ran for a while starts the backoff over.
+      if (Clock::now() - started > std::chrono::seconds(30)) backoff = milliseconds(500);
+      SleepUnlessStopped(backoff);
+      backoff = std::min<milliseconds>(backoff * 2, kMaxBackoff);
+      continue;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace walhook

@@ -1,0 +1,275 @@
+#include "walhook/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace walhook {
+namespace {
+
+struct FlagSpec {
+  std::string_view name;
+  bool repeatable = false;
+  bool boolean = false;
+  std::vector<std::string_view> commands;  // empty: every command
+};
+
+const std::vector<FlagSpec>& Specs() {
+  static const std::vector<FlagSpec> kSpecs = {
+      {"source", false, false, {"run", "init", "status", "drop"}},
+      {"eventing-db", false, false, {"run", "init", "status", "drop"}},
+      {"slot", false, false, {"run", "init", "status", "drop"}},
+      {"schema", false, false, {"run", "init", "status", "drop"}},
+      {"secret", false, false, {"run"}},
+      {"secret-file", false, false, {"run"}},
+      {"signing-secret", false, false, {"run"}},
+      {"node-id", false, false, {"run"}},
+      {"project", false, false, {"run"}},
+      {"listen", false, false, {"run"}},
+      {"watch-dir", true, false, {"run"}},
+      {"retention", false, false, {"run"}},
+      {"failed-retention", false, false, {"run"}},
+      {"log-format", false, false, {}},
+      {"heartbeat-interval", false, false, {"run"}},
+      {"schema-too", false, true, {"drop"}},
+  };
+  return kSpecs;
+}
+
+std::string EnvName(std::string_view flag) {
+  std::string out = "WALHOOK_";
+  for (char c : flag) out.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+  return out;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+bool ValidIdentifier(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!(std::islower(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int64_t total_ms = 0;
+  while (!text.empty()) {
+    int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || n < 0) return std::nullopt;
+    text.remove_prefix(static_cast<size_t>(ptr - text.data()));
+    int64_t unit_ms = 0;
+    if (text.substr(0, 2) == "ms") {
+      unit_ms = 1;
+      text.remove_prefix(2);
+    } else if (!text.empty()) {
+      switch (text.front()) {
+        case 's': unit_ms = 1000; break;
+        case 'm': unit_ms = 60 * 1000; break;
+        case 'h': unit_ms = 3600 * 1000; break;
+        case 'd': unit_ms = 24 * 3600 * 1000; break;
+        default: return std::nullopt;
+      }
+      text.remove_prefix(1);
+    } else {
+      return std::nullopt;
+    }
+    if (n > INT64_MAX / unit_ms / 2) return std::nullopt;
+    total_ms += n * unit_ms;
+  }
+  return std::chrono::milliseconds(total_ms);
+}
+
+std::string Usage() {
+  return "usage: walhook <command> [flags]\n"
+         "commands:\n"
+         "  run     stream changes into eventing.event_logs (migrates, creates the slot)\n"
+         "  init    apply migrations and create the slot, then exit\n"
+         "  status  print trigger_status and bridge_status\n"
+         "  drop    remove the replication slot (--schema-too: and the schema)\n"
+         "flags (each also read from WALHOOK_<FLAG>, e.g. WALHOOK_EVENTING_DB):\n"
+         "  --source CONNINFO        the source database (required)\n"
+         "  --eventing-db CONNINFO   where event_logs lives (default: the source)\n"
+         "  --slot NAME              replication slot (default walhook)\n"
+         "  --schema NAME            schema of walhook's tables (default eventing)\n"
+         "  --secret S | --secret-file PATH   project secret (HS256)\n"
+         "  --signing-secret whsec_… Standard Webhooks key\n"
+         "  --node-id ID             (default host name + pid)\n"
+         "  --project NAME           (default default)\n"
+         "  --listen ADDR:PORT|off   HTTP API (default 127.0.0.1:4122)\n"
+         "  --watch-dir DIR          repeatable\n"
+         "  --retention DURATION     (default 7d)   --failed-retention DURATION (default 30d)\n"
+         "  --log-format text|json\n"
+         "  --heartbeat-interval DURATION  idle-source heartbeat (default 10s)\n";
+}
+
+Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env,
+                           const std::string& hostname_pid) {
+  if (args.empty()) return Status::Error("no command given (run, init, status or drop)");
+  Config cfg;
+  cfg.command = args[0];
+  const std::vector<std::string_view> commands = {"run", "init", "status", "drop"};
+  if (std::find(commands.begin(), commands.end(), cfg.command) == commands.end()) {
+    return Status::Error(fmt::format("unknown command \"{}\" (run, init, status or drop)",
+                                     cfg.command));
+  }
+  std::map<std::string, std::vector<std::string>> values;
+  std::map<std::string, bool> from_cli;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg.rfind("--", 0) != 0) {
+      return Status::Error(fmt::format("unexpected argument \"{}\"", arg));
+    }
+    arg = arg.substr(2);
+    std::optional<std::string> inline_value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto spec = std::find_if(Specs().begin(), Specs().end(),
+                             [&](const FlagSpec& s) { return s.name == arg; });
+    if (spec == Specs().end() ||
+        (!spec->commands.empty() && std::find(spec->commands.begin(), spec->commands.end(),
+                                              cfg.command) == spec->commands.end())) {
+      return Status::Error(fmt::format("--{}: unknown flag for walhook {}", arg, cfg.command));
+    }
+    std::string value;
+    if (spec->boolean) {
+      value = inline_value.value_or("true");
+    } else if (inline_value) {
+      value = *inline_value;
+    } else {
+      if (i + 1 >= args.size()) return Status::Error(fmt::format("--{}: needs a value", arg));
+      value = args[++i];
+    }
+    if (!spec->repeatable && !values[arg].empty() && from_cli[arg]) {
+      return Status::Error(fmt::format("--{}: given more than once", arg));
+    }
+    values[arg].push_back(value);
+    from_cli[arg] = true;
+  }
+  for (const FlagSpec& spec : Specs()) {
+    const std::string name(spec.name);
+    if (from_cli[name]) continue;
+    if (!spec.commands.empty() &&
+        std::find(spec.commands.begin(), spec.commands.end(), cfg.command) == spec.commands.end()) {
+      continue;
+    }
+    if (auto v = env(EnvName(spec.name)); v && !v->empty()) {
+      values[name] = spec.repeatable ? SplitComma(*v) : std::vector<std::string>{*v};
+    }
+  }
+  auto get = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end() || it->second.empty()) return std::nullopt;
+    return it->second.back();
+  };
+
+  cfg.source = get("source").value_or("");
+  if (cfg.source.empty()) {
+    return Status::Error("--source: required (a libpq connection string or URI; or set "
+                         "WALHOOK_SOURCE)");
+  }
+  cfg.eventing_db = get("eventing-db").value_or(cfg.source);
+  cfg.slot = get("slot").value_or(cfg.slot);
+  if (!ValidIdentifier(cfg.slot)) {
+    return Status::Error(fmt::format(
+        "--slot: \"{}\" is not a valid slot name (lower case letters, digits, _; at most 63)",
+        cfg.slot));
+  }
+  cfg.schema = get("schema").value_or(cfg.schema);
+  if (!ValidIdentifier(cfg.schema)) {
+    return Status::Error(fmt::format(
+        "--schema: \"{}\" is not a plain identifier (lower case letters, digits, _)", cfg.schema));
+  }
+  if (auto f = get("log-format")) {
+    if (*f == "text") {
+      cfg.log_format = LogFormat::kText;
+    } else if (*f == "json") {
+      cfg.log_format = LogFormat::kJson;
+    } else {
+      return Status::Error(fmt::format("--log-format: \"{}\" is not text or json", *f));
+    }
+  }
+  cfg.schema_too = get("schema-too").value_or("false") == "true";
+  if (cfg.command != "run") return cfg;
+
+  auto secret = get("secret");
+  auto secret_file = get("secret-file");
+  if (secret && secret_file) {
+    return Status::Error("--secret and --secret-file: give one, not both");
+  }
+  if (secret_file) {
+    std::ifstream in(*secret_file);
+    if (!in) return Status::Error(fmt::format("--secret-file: cannot read {}", *secret_file));
+    std::getline(in, cfg.secret);
+    while (!cfg.secret.empty() && std::isspace(static_cast<unsigned char>(cfg.secret.back()))) {
+      cfg.secret.pop_back();
+    }
+    if (cfg.secret.empty()) return Status::Error(fmt::format("--secret-file: {} is empty", *secret_file));
+  } else if (secret) {
+    cfg.secret = *secret;
+  }
+  if (cfg.secret.empty()) {
+    return Status::Error("--secret or --secret-file: required (the project secret for signing; "
+                         "prefer --secret-file or WALHOOK_SECRET, a flag shows in ps)");
+  }
+  cfg.signing_secret = get("signing-secret").value_or("");
+  if (!cfg.signing_secret.empty() && cfg.signing_secret.rfind("whsec_", 0) != 0) {
+    return Status::Error("--signing-secret: must start with whsec_ (a Standard Webhooks key)");
+  }
+  cfg.node_id = get("node-id").value_or(hostname_pid);
+  cfg.project = get("project").value_or(cfg.project);
+  cfg.listen = get("listen").value_or(cfg.listen);
+  if (cfg.listen != "off") {
+    const auto colon = cfg.listen.rfind(':');
+    int port = 0;
+    const std::string port_text = colon == std::string::npos ? "" : cfg.listen.substr(colon + 1);
+    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (colon == std::string::npos || colon == 0 || ec != std::errc() ||
+        p != port_text.data() + port_text.size() || port < 0 || port > 65535) {
+      return Status::Error(fmt::format("--listen: \"{}\" is not ADDR:PORT or off", cfg.listen));
+    }
+  }
+  if (auto it = values.find("watch-dir"); it != values.end()) cfg.watch_dirs = it->second;
+  for (const auto& [name, target] :
+       std::vector<std::pair<std::string, std::chrono::seconds*>>{
+           {"retention", &cfg.retention}, {"failed-retention", &cfg.failed_retention}}) {
+    if (auto v = get(name)) {
+      auto d = ParseDuration(*v);
+      if (!d || d->count() < 1000) {
+        return Status::Error(fmt::format("--{}: \"{}\" is not a duration like 7d, 12h or 30m",
+                                         name, *v));
+      }
+      *target = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+  }
+  if (auto v = get("heartbeat-interval")) {
+    auto d = ParseDuration(*v);
+    if (!d || d->count() < 100) {
+      return Status::Error(fmt::format(
+          "--heartbeat-interval: \"{}\" is not a duration of at least 100ms", *v));
+    }
+    cfg.heartbeat_interval = *d;
+  }
+  return cfg;
+}
+
+}  // namespace walhook

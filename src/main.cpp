@@ -1,0 +1,141 @@
+// walhook: flags → config → wiring; nothing else.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <pqxx/pqxx>
+
+#include "walhook/bridge.h"
+#include "walhook/config.h"
+#include "walhook/errors.h"
+#include "walhook/log.h"
+#include "walhook/store.h"
+
+namespace walhook {
+namespace {
+
+void OnSignal(int /*sig*/) { Bridge::RequestStop(); }
+
+void InstallSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: poll() returns so the loop sees the stop
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+std::string DefaultNodeId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "walhook");
+  return fmt::format("{}-{}", host, getpid());
+}
+
+void PrintTable(const pqxx::result& rows) {
+  std::vector<size_t> width(static_cast<size_t>(rows.columns()));
+  for (pqxx::row::size_type c = 0; c < rows.columns(); ++c) {
+    width[static_cast<size_t>(c)] = std::string_view(rows.column_name(c)).size();
+  }
+  for (const auto& r : rows) {
+    for (pqxx::row::size_type c = 0; c < rows.columns(); ++c) {
+      width[static_cast<size_t>(c)] =
+          std::max(width[static_cast<size_t>(c)], std::string_view(r[c].c_str()).size());
+    }
+  }
+  std::string line;
+  for (pqxx::row::size_type c = 0; c < rows.columns(); ++c) {
+    line += fmt::format("{}{:<{}}", c == 0 ? "" : " | ", rows.column_name(c),
+                        width[static_cast<size_t>(c)]);
+  }
+  fmt::print("{}\n{}\n", line, std::string(line.size(), '-'));
+  for (const auto& r : rows) {
+    line.clear();
+    for (pqxx::row::size_type c = 0; c < rows.columns(); ++c) {
+      line += fmt::format("{}{:<{}}", c == 0 ? "" : " | ", r[c].c_str(),
+                          width[static_cast<size_t>(c)]);
+    }
+    fmt::print("{}\n", line);
+  }
+  fmt::print("({} row{})\n\n", rows.size(), rows.size() == 1 ? "" : "s");
+}
+
+int Status(const Config& cfg) {
+  pqxx::connection conn(cfg.eventing_db);
+  pqxx::read_transaction tx(conn);
+  const std::string s = conn.quote_name(cfg.schema);
+  fmt::print("{}.trigger_status\n", cfg.schema);
+  PrintTable(tx.exec(fmt::format("SELECT * FROM {}.trigger_status", s)));
+  fmt::print("{}.bridge_status\n", cfg.schema);
+  PrintTable(tx.exec(fmt::format("SELECT * FROM {}.bridge_status", s)));
+  return kExitOk;
+}
+
+int Drop(const Config& cfg) {
+  SourceCatalog catalog(cfg.source);
+  if (catalog.Slot(cfg.slot).exists) {
+    catalog.DropSlot(cfg.slot);
+    LogInfo("dropped replication slot \"{}\"", cfg.slot);
+  } else {
+    LogInfo("replication slot \"{}\" does not exist; nothing to drop", cfg.slot);
+  }
+  if (cfg.schema_too) {
+    pqxx::connection conn(cfg.eventing_db);
+    pqxx::work tx(conn);
+    tx.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", conn.quote_name(cfg.schema)));
+    tx.commit();
+    LogInfo("dropped schema {}", cfg.schema);
+  }
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(Usage().c_str(), args.empty() ? stderr : stdout);
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    fmt::print("walhook {}\n", WALHOOK_VERSION);
+    return kExitOk;
+  }
+  auto env = [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+  Result<Config> cfg = ParseConfig(args, env, DefaultNodeId());
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "walhook: %s\n", cfg.error().c_str());
+    return kExitUsage;
+  }
+  SetLogFormat(cfg->log_format);
+  InstallSignals();
+  try {
+    if (cfg->command == "run") return Bridge(*cfg).Run();
+    if (cfg->command == "init") {
+      Bridge(*cfg).Init();
+      LogInfo("migrations applied and slot \"{}\" ready", cfg->slot);
+      return kExitOk;
+    }
+    if (cfg->command == "status") return Status(*cfg);
+    if (cfg->command == "drop") return Drop(*cfg);
+  } catch (const FatalError& e) {
+    LogError("{}", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    // init, status and drop do not retry: say what failed and exit.
+    LogError("{}", e.what());
+    return kExitSetup;
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace walhook
+
+int main(int argc, char** argv) { return walhook::Main(argc, argv); }

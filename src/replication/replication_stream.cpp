@@ -1,0 +1,153 @@
+#include "walhook/replication_stream.h"
+
+#include <poll.h>
+
+#include <fmt/format.h>
+
+#include "walhook/errors.h"
+
+namespace walhook {
+namespace {
+
+using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+std::string Trimmed(const char* text) {
+  std::string s = text == nullptr ? "" : text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string QuoteLiteral(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+std::string QuoteIdent(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+void ThrowServerError(const std::string& what, const std::string& message,
+                      const std::string& slot) {
+  std::string hint = SetupHint(message, slot);
+  if (!hint.empty()) throw FatalError(kExitSetup, hint);
+  throw SessionError(fmt::format("{}: {}", what, message));
+}
+
+ReplicationStream::ReplicationStream(const std::string& conninfo, std::string slot)
+    : slot_(std::move(slot)) {
+  // The user's conninfo first (expand_dbname), then our overrides.
+  const char* keys[] = {"dbname", "replication", "options", "application_name", nullptr};
+  const char* values[] = {conninfo.c_str(), "database", "-c TimeZone=UTC -c DateStyle=ISO",
+                          "walhook", nullptr};
+  conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  if (PQstatus(conn_.get()) != CONNECTION_OK) {
+    ThrowServerError("replication connection failed", Trimmed(PQerrorMessage(conn_.get())),
+                     slot_);
+  }
+}
+
+void ReplicationStream::Start(const std::vector<std::pair<std::string, std::string>>& options) {
+  std::string sql = fmt::format("START_REPLICATION SLOT {} LOGICAL 0/0 (", QuoteIdent(slot_));
+  bool first = true;
+  for (const auto& [name, value] : options) {
+    if (!first) sql += ", ";
+    first = false;
+    sql += QuoteIdent(name) + " " + QuoteLiteral(value);
+  }
+  sql += ")";
+  ResultPtr res(PQexec(conn_.get(), sql.c_str()), &PQclear);
+  if (PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
+    ThrowServerError(fmt::format("START_REPLICATION on slot \"{}\" failed", slot_),
+                     Trimmed(PQerrorMessage(conn_.get())), slot_);
+  }
+}
+
+ReplicationStream::Read ReplicationStream::Next(Message* out) {
+  char* buf = nullptr;
+  int n = PQgetCopyData(conn_.get(), &buf, /*async=*/1);
+  if (n == 0) {
+    if (PQconsumeInput(conn_.get()) == 0) {
+      throw SessionError(fmt::format("replication connection lost: {}",
+                                     Trimmed(PQerrorMessage(conn_.get()))));
+    }
+    n = PQgetCopyData(conn_.get(), &buf, 1);
+    if (n == 0) return Read::kWouldBlock;
+  }
+  if (n > 0) {
+    out->bytes.reset(buf);
+    out->size = static_cast<size_t>(n);
+    return Read::kMessage;
+  }
+  if (n == -1) {
+    // The COPY ended: read the final result to learn why.
+    ResultPtr res(PQgetResult(conn_.get()), &PQclear);
+    if (res && PQresultStatus(res.get()) == PGRES_FATAL_ERROR) {
+      ThrowServerError("replication stream ended", Trimmed(PQresultErrorMessage(res.get())),
+                       slot_);
+    }
+    return Read::kEnd;
+  }
+  throw SessionError(
+      fmt::format("replication read failed: {}", Trimmed(PQerrorMessage(conn_.get()))));
+}
+
+void ReplicationStream::SendStatus(Lsn position, bool reply_requested) {
+  const std::string msg = StandbyStatus(position, PgNowMicros(), reply_requested);
+  if (PQputCopyData(conn_.get(), msg.data(), static_cast<int>(msg.size())) <= 0) {
+    throw SessionError(fmt::format("could not send standby status: {}",
+                                   Trimmed(PQerrorMessage(conn_.get()))));
+  }
+  Flush();
+}
+
+void ReplicationStream::Flush() {
+  for (int i = 0; i < 100; ++i) {
+    const int r = PQflush(conn_.get());
+    if (r == 0) return;
+    if (r < 0) {
+      throw SessionError(
+          fmt::format("replication write failed: {}", Trimmed(PQerrorMessage(conn_.get()))));
+    }
+    pollfd p{PQsocket(conn_.get()), POLLOUT, 0};
+    ::poll(&p, 1, 100);
+  }
+  throw SessionError("replication write stalled for 10 s");
+}
+
+void ReplicationStream::Finish() {
+  if (PQputCopyEnd(conn_.get(), nullptr) <= 0) return;
+  try {
+    Flush();
+  } catch (const SessionError&) {
+    return;
+  }
+  // Drain what the server still sends until the COPY is over (at most ~2 s).
+  for (int i = 0; i < 20; ++i) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn_.get(), &buf, 1);
+    if (n > 0) {
+      PQfreemem(buf);
+      continue;
+    }
+    if (n < 0) break;
+    pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    if (PQconsumeInput(conn_.get()) == 0) return;
+  }
+  while (PGresult* r = PQgetResult(conn_.get())) PQclear(r);
+}
+
+}  // namespace walhook

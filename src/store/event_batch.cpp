@@ -1,0 +1,64 @@
+#include "walhook/event_batch.h"
+
+#include <fmt/format.h>
+
+namespace walhook {
+namespace {
+
+void Separator(std::string* literal) {
+  if (literal->size() > 1) literal->push_back(',');
+}
+
+}  // namespace
+
+void AppendArrayElement(std::string* literal, std::string_view value) {
+  Separator(literal);
+  literal->push_back('"');
+  for (char c : value) {
+    if (c == '"' || c == '\\') literal->push_back('\\');
+    literal->push_back(c);
+  }
+  literal->push_back('"');
+}
+
+std::string EventBatch::Closed(const std::string& literal) {
+  std::string out;
+  out.reserve(literal.size() + 1);
+  out.append(literal);
+  out.push_back('}');
+  return out;
+}
+
+void EventBatch::Clear() {
+  size_ = 0;
+  for (std::string* s : {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_,
+                         &seqs_, &remarks_}) {
+    s->clear();
+    s->push_back('{');
+  }
+}
+
+void EventBatch::Add(std::string_view trigger, std::string_view type, std::string_view payload,
+                     std::string_view commit_ts, Lsn commit_lsn, int seq) {
+  ++size_;
+  AppendArrayElement(&triggers_, trigger);
+  AppendArrayElement(&types_, type);
+  AppendArrayElement(&timestamps_, commit_ts);
+  Separator(&lsns_);
+  fmt::format_to(std::back_inserter(lsns_), "{}", commit_lsn);
+  Separator(&seqs_);
+  fmt::format_to(std::back_inserter(seqs_), "{}", seq);
+  if (payload.size() > kMaxEventBytes) {
+    AppendArrayElement(&statuses_, "failed");
+    AppendArrayElement(&payloads_, "null");
+    AppendArrayElement(&remarks_, fmt::format("event payload is {} bytes, over the {} MiB limit",
+                                              payload.size(), kMaxEventBytes >> 20));
+    return;
+  }
+  AppendArrayElement(&statuses_, "staged");
+  AppendArrayElement(&payloads_, payload);
+  Separator(&remarks_);
+  remarks_ += "NULL";
+}
+
+}  // namespace walhook

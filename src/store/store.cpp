@@ -1,0 +1,383 @@
+#include "walhook/store.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+
+#include "walhook/errors.h"
+#include "walhook/migrations.h"
+
+namespace walhook {
+namespace {
+
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+std::string Channel(const std::string& schema) { return "walhook_triggers_" + schema; }
+
+std::vector<std::string> JsonStrings(const std::string& text) {
+  std::vector<std::string> out;
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  if (!doc.IsArray()) return out;
+  for (const auto& v : doc.GetArray()) {
+    if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
+  }
+  return out;
+}
+
+std::optional<std::string> OptionalText(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
+}
+
+}  // namespace
+
+class EventStore::Receiver : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection& conn, const std::string& channel, bool* changed)
+      : pqxx::notification_receiver(conn, channel), changed_(changed) {}
+  void operator()(const std::string& /*payload*/, int /*backend_pid*/) override {
+    *changed_ = true;
+  }
+
+ private:
+  bool* changed_;
+};
+
+EventStore::EventStore(const std::string& conninfo, std::string schema, std::string node_id)
+    : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
+  conn_.prepare("insert_events",
+                fmt::format("INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, "
+                            "event_ts, source_lsn, source_seq, remark) "
+                            "SELECT n, ty, st, p, t, t, l, q, r FROM unnest($1::text[], "
+                            "$2::text[], $3::text[], $4::json[], $5::timestamptz[], "
+                            "$6::pg_lsn[], $7::int[], $8::text[]) AS u(n, ty, st, p, t, l, q, r) "
+                            "ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING",
+                            conn_.quote_name(schema_)));
+}
+
+EventStore::~EventStore() = default;
+
+std::string EventStore::Quoted() { return conn_.quote_name(schema_); }
+
+void EventStore::Migrate() {
+  pqxx::work tx(conn_);
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema_);
+  const std::string s = Quoted();
+  tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+  tx.exec(fmt::format(
+      "CREATE TABLE IF NOT EXISTS {}.schema_migrations (version int PRIMARY KEY, "
+      "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+      s));
+  int applied = 0;
+  const auto row = tx.exec1(fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations", s));
+  applied = row[0].as<int>();
+  const std::string channel = tx.quote(Channel(schema_));  // a quoted literal
+  for (const Migration& m : Migrations()) {
+    if (m.version <= applied) continue;
+    std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
+    sql = ReplaceAll(sql, "'@channel@'", channel);
+    tx.exec(sql);
+    tx.exec_params(fmt::format("INSERT INTO {}.schema_migrations (version, name) VALUES ($1, $2)", s),
+                   m.version, std::string(m.name));
+  }
+  tx.commit();
+}
+
+void EventStore::Listen() {
+  receiver_ = std::make_unique<Receiver>(conn_, Channel(schema_), &changed_);
+}
+
+bool EventStore::TriggersChanged() {
+  conn_.get_notifs();
+  const bool changed = changed_;
+  changed_ = false;
+  return changed;
+}
+
+int EventStore::socket() const { return conn_.sock(); }
+
+std::vector<Trigger> EventStore::LoadTriggers() {
+  pqxx::read_transaction tx(conn_);
+  const auto rows = tx.exec(fmt::format(
+      "SELECT name, type, table_name, coalesce(array_to_json(columns)::text, '[]'), condition, "
+      "path_prefix, enabled FROM {}.triggers ORDER BY name",
+      Quoted()));
+  std::vector<Trigger> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    Trigger t;
+    t.name = r[0].as<std::string>();
+    t.type = r[1].as<std::string>();
+    t.kind = ParseEventKind(t.type);
+    if (!r[2].is_null()) {
+      const std::string table_name = r[2].as<std::string>();
+      if (!ParseTableName(table_name, &t.schema, &t.table)) {
+        // Validation reports it; keep the text so the message can name it.
+        t.table = table_name;
+        t.active = false;
+      }
+    }
+    t.columns = JsonStrings(r[3].as<std::string>());
+    t.condition = OptionalText(r[4]);
+    t.path_prefix = OptionalText(r[5]);
+    t.enabled = r[6].as<bool>();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void EventStore::WriteTriggerHealth(const std::vector<TriggerHealth>& health) {
+  std::string names = "{", errors = "{", blocking = "{";
+  for (const TriggerHealth& h : health) {
+    AppendArrayElement(&names, h.trigger_name);
+    AppendArrayElement(&errors, h.last_error);
+    AppendArrayElement(&blocking, h.blocking ? "t" : "f");
+  }
+  names += "}";
+  errors += "}";
+  blocking += "}";
+  pqxx::work tx(conn_);
+  const std::string s = Quoted();
+  tx.exec_params(fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])", s),
+                 names);
+  tx.exec_params(
+      fmt::format("INSERT INTO {0}.trigger_health (trigger_name, last_error, blocking) "
+                  "SELECT * FROM unnest($1::text[], $2::text[], $3::bool[]) "
+                  "ON CONFLICT (trigger_name) DO UPDATE SET last_error = excluded.last_error, "
+                  "blocking = excluded.blocking, checked_at = now() "
+                  "WHERE {0}.trigger_health.last_error IS DISTINCT FROM excluded.last_error "
+                  "OR {0}.trigger_health.blocking IS DISTINCT FROM excluded.blocking",
+                  s),
+      names, errors, blocking);
+  tx.commit();
+}
+
+size_t EventStore::Insert(const EventBatch& batch) {
+  pqxx::work tx(conn_);
+  const auto res = tx.exec_prepared("insert_events", batch.triggers(), batch.types(),
+                                    batch.statuses(), batch.payloads(), batch.timestamps(),
+                                    batch.lsns(), batch.seqs(), batch.remarks());
+  tx.commit();
+  return static_cast<size_t>(res.affected_rows());
+}
+
+void EventStore::Report(const NodeReport& r) {
+  pqxx::work tx(conn_);
+  tx.exec_params(
+      fmt::format("INSERT INTO {}.nodes (node_id, role, slot_name, confirmed_lsn, lag_bytes, "
+                  "events_per_s, updated_at) VALUES ($1, $2, $3, $4::pg_lsn, $5, $6, now()) "
+                  "ON CONFLICT (node_id) DO UPDATE SET role = excluded.role, "
+                  "slot_name = excluded.slot_name, confirmed_lsn = excluded.confirmed_lsn, "
+                  "lag_bytes = excluded.lag_bytes, events_per_s = excluded.events_per_s, "
+                  "updated_at = now()",
+                  Quoted()),
+      node_id_, r.role, r.slot,
+      r.confirmed.valid() ? std::optional<std::string>(r.confirmed.ToString()) : std::nullopt,
+      r.lag_bytes, r.events_per_s);
+  tx.commit();
+}
+
+void EventStore::Forget() {
+  pqxx::work tx(conn_);
+  tx.exec_params(fmt::format("DELETE FROM {}.nodes WHERE node_id = $1", Quoted()), node_id_);
+  tx.commit();
+}
+
+// ---------------------------------------------------------------------------
+
+SourceCatalog::SourceCatalog(const std::string& conninfo) : conn_(conninfo) {}
+
+void SourceCatalog::CheckWalLevel() {
+  pqxx::nontransaction tx(conn_);
+  const std::string level = tx.exec1("SHOW wal_level")[0].as<std::string>();
+  if (level != "logical") {
+    throw FatalError(kExitSetup,
+                     fmt::format("the source server's wal_level is '{}', not logical: set "
+                                 "wal_level = logical in postgresql.conf (or ALTER SYSTEM SET "
+                                 "wal_level = logical) and restart Postgres",
+                                 level));
+  }
+}
+
+SlotState SourceCatalog::Slot(const std::string& slot) {
+  pqxx::nontransaction tx(conn_);
+  const auto rows = tx.exec_params(
+      "SELECT plugin, coalesce(wal_status, ''), active, confirmed_flush_lsn::text "
+      "FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+      slot);
+  SlotState s;
+  if (rows.empty()) {
+    // A slot of that name for another database is a setup error too.
+    const auto other = tx.exec_params(
+        "SELECT database FROM pg_replication_slots WHERE slot_name = $1", slot);
+    if (!other.empty()) {
+      throw FatalError(kExitSetup,
+                       fmt::format("replication slot \"{}\" belongs to another database ({}); "
+                                   "choose another --slot",
+                                   slot, other[0][0].is_null() ? "physical" : other[0][0].c_str()));
+    }
+    return s;
+  }
+  s.exists = true;
+  s.plugin = rows[0][0].is_null() ? "" : rows[0][0].as<std::string>();
+  s.wal_status = rows[0][1].as<std::string>();
+  s.active = rows[0][2].as<bool>();
+  if (!rows[0][3].is_null()) {
+    if (auto lsn = Lsn::Parse(rows[0][3].as<std::string>())) s.confirmed_flush = *lsn;
+  }
+  return s;
+}
+
+void SourceCatalog::CreateSlot(const std::string& slot) {
+  try {
+    pqxx::nontransaction tx(conn_);
+    tx.exec_params("SELECT pg_create_logical_replication_slot($1, 'wal2json')", slot);
+  } catch (const pqxx::sql_error& e) {
+    std::string hint = SetupHint(e.what(), slot);
+    if (!hint.empty()) throw FatalError(kExitSetup, hint);
+    // Another node created it at the same moment: fine.
+    if (std::string_view(e.what()).find("already exists") != std::string_view::npos) return;
+    throw;
+  }
+}
+
+void SourceCatalog::DropSlot(const std::string& slot) {
+  pqxx::nontransaction tx(conn_);
+  tx.exec_params(
+      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+      "WHERE slot_name = $1",
+      slot);
+}
+
+bool SourceCatalog::TryLockSlot(const std::string& slot) {
+  pqxx::nontransaction tx(conn_);
+  return tx.exec_params1("SELECT pg_try_advisory_lock(hashtext('walhook.slot.' || $1))", slot)[0]
+      .as<bool>();
+}
+
+std::string SourceCatalog::Database() {
+  pqxx::nontransaction tx(conn_);
+  return tx.exec1("SELECT current_database()")[0].as<std::string>();
+}
+
+Lsn SourceCatalog::CurrentWalLsn() {
+  pqxx::nontransaction tx(conn_);
+  auto lsn = Lsn::Parse(tx.exec1("SELECT pg_current_wal_lsn()::text")[0].as<std::string>());
+  return lsn.value_or(Lsn());
+}
+
+TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::string& table) {
+  TableInfo info;
+  info.schema = info.root_schema = schema;
+  info.table = info.root_table = table;
+  pqxx::nontransaction tx(conn_);
+  const auto rows = tx.exec_params(
+      "SELECT c.relreplident, rn.nspname, rc.relname, "
+      "  coalesce((SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text "
+      "    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
+      "    '[]'), "
+      "  coalesce((SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text "
+      "    FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+      "    WHERE i.indrelid = c.oid AND i.indisreplident), '[]') "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_class rc ON rc.oid = coalesce(pg_partition_root(c.oid), c.oid) "
+      "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      schema, table);
+  if (rows.empty()) return info;
+  const auto& r = rows[0];
+  info.replica_identity = r[0].as<std::string>().front();
+  info.root_schema = r[1].as<std::string>();
+  info.root_table = r[2].as<std::string>();
+  info.columns = JsonStrings(r[3].as<std::string>());
+  info.identity_columns = JsonStrings(r[4].as<std::string>());
+  return info;
+}
+
+std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* triggers) {
+  std::vector<TriggerHealth> out;
+  pqxx::nontransaction tx(conn_);
+  for (Trigger& t : *triggers) {
+    auto fail = [&](std::string message, bool blocking) {
+      out.push_back({t.name, std::move(message), blocking});
+      if (blocking) t.active = false;
+    };
+    if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete ||
+        t.kind == EventKind::kCustom) {
+      fail(fmt::format("{} triggers are not supported by this walhook version yet", t.type),
+           true);
+      continue;
+    }
+    if (t.condition.has_value()) {
+      fail("conditions are not supported by this walhook version yet", true);
+      continue;
+    }
+    if (!t.active) {
+      fail(fmt::format("table_name \"{}\" is not a table name (write table or schema.table)",
+                       t.table),
+           true);
+      continue;
+    }
+    if (t.table.empty()) continue;  // every table
+    const auto rows = tx.exec_params(
+        "SELECT c.relreplident, c.relkind, "
+        "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
+        "  coalesce((SELECT array_to_json(array_agg(a.attname))::text FROM pg_attribute a "
+        "    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+        t.schema, t.table);
+    if (rows.empty()) {
+      fail(fmt::format("table {}.{} does not exist in the source database", t.schema, t.table),
+           true);
+      continue;
+    }
+    const char replident = rows[0][0].as<std::string>().front();
+    const bool has_pk = rows[0][2].as<bool>();
+    const std::vector<std::string> cols = JsonStrings(rows[0][3].as<std::string>());
+    std::string unknown;
+    for (const std::string& c : t.columns) {
+      if (std::find(cols.begin(), cols.end(), c) == cols.end()) {
+        unknown += unknown.empty() ? c : ", " + c;
+      }
+    }
+    if (!unknown.empty()) {
+      fail(fmt::format("columns names what table {}.{} does not have: {}", t.schema, t.table,
+                       unknown),
+           true);
+      continue;
+    }
+    const bool no_identity = replident == 'n' || (replident == 'd' && !has_pk);
+    if (no_identity) {
+      fail(fmt::format("table {}.{} has neither a primary key nor REPLICA IDENTITY FULL, so "
+                       "wal2json cannot deliver its UPDATEs and DELETEs (inserts still fire): "
+                       "add a primary key or run ALTER TABLE {}.{} REPLICA IDENTITY FULL",
+                       t.schema, t.table, t.schema, t.table),
+           t.kind != EventKind::kDbInsert);
+      continue;
+    }
+    if (t.kind == EventKind::kDbUpdate && !t.columns.empty() && replident != 'f') {
+      fail(fmt::format("without the old row walhook cannot see which columns changed, so every "
+                       "UPDATE counts as changing them: ALTER TABLE {}.{} REPLICA IDENTITY FULL "
+                       "makes columns exact",
+                       t.schema, t.table),
+           false);
+    }
+  }
+  return out;
+}
+
+void SourceCatalog::Heartbeat(const std::string& prefix) {
+  pqxx::nontransaction tx(conn_);
+  tx.exec_params("SELECT pg_logical_emit_message(false, $1, '')", prefix);
+}
+
+}  // namespace walhook

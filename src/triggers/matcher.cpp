@@ -1,0 +1,96 @@
+#include "walhook/matcher.h"
+
+#include <algorithm>
+
+namespace walhook {
+namespace {
+
+EventKind KindOf(ChangeKind kind) {
+  switch (kind) {
+    case ChangeKind::kInsert: return EventKind::kDbInsert;
+    case ChangeKind::kUpdate: return EventKind::kDbUpdate;
+    case ChangeKind::kDelete: return EventKind::kDbDelete;
+    default: return EventKind::kCustom;
+  }
+}
+
+const Column* Find(const std::vector<Column>& row, std::string_view name) {
+  for (const Column& c : row) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+void MakeKey(std::string* key, std::string_view schema, std::string_view table) {
+  key->assign(schema);
+  key->push_back('.');
+  key->append(table);
+}
+
+}  // namespace
+
+Matcher::Matcher(std::vector<Trigger> triggers) {
+  for (Trigger& t : triggers) {
+    const bool db = t.kind == EventKind::kDbInsert || t.kind == EventKind::kDbUpdate ||
+                    t.kind == EventKind::kDbDelete;
+    if (db && t.enabled && t.active) triggers_.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < triggers_.size(); ++i) {
+    const Trigger& t = triggers_[i];
+    if (t.table.empty()) {
+      any_table_.push_back(i);
+    } else {
+      MakeKey(&key_, t.schema, t.table);
+      by_table_[key_].push_back(i);
+    }
+  }
+}
+
+bool Matcher::Fires(const Trigger& trigger, const Change& change,
+                    const TableInfo& table) const {
+  if (trigger.kind != KindOf(change.kind)) return false;
+  if (trigger.kind == EventKind::kDbUpdate && !trigger.columns.empty()) {
+    return AnyColumnChanged(trigger.columns, change, table.replica_identity == 'f');
+  }
+  return true;
+}
+
+void Matcher::Match(const Change& change, const TableInfo& table,
+                    std::vector<const Trigger*>* out) const {
+  const size_t first = out->size();
+  auto add = [&](const std::vector<size_t>& indexes) {
+    for (size_t i : indexes) {
+      const Trigger* t = &triggers_[i];
+      if (!Fires(*t, change, table)) continue;
+      // A trigger on the root and one on the leaf are different triggers, but
+      // one trigger must not fire twice.
+      if (std::find(out->begin() + static_cast<std::ptrdiff_t>(first), out->end(), t) !=
+          out->end()) {
+        continue;
+      }
+      out->push_back(t);
+    }
+  };
+  MakeKey(&key_, change.schema, change.table);
+  if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second);
+  if (table.is_partition()) {
+    MakeKey(&key_, table.root_schema, table.root_table);
+    if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second);
+  }
+  add(any_table_);
+}
+
+bool AnyColumnChanged(const std::vector<std::string>& columns, const Change& change,
+                      bool old_row_complete) {
+  if (!old_row_complete) return true;
+  for (const std::string& name : columns) {
+    const Column* now = Find(change.columns, name);
+    if (now == nullptr) continue;  // unchanged TOAST, or no such column
+    const Column* before = Find(change.identity, name);
+    if (before == nullptr) return true;
+    if (before->kind != now->kind || before->text != now->text) return true;
+  }
+  return false;
+}
+
+}  // namespace walhook

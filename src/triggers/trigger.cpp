@@ -1,0 +1,83 @@
+#include "walhook/trigger.h"
+
+#include <cctype>
+
+namespace walhook {
+
+EventKind ParseEventKind(std::string_view type) {
+  if (type == "DB_INSERT") return EventKind::kDbInsert;
+  if (type == "DB_UPDATE") return EventKind::kDbUpdate;
+  if (type == "DB_DELETE") return EventKind::kDbDelete;
+  if (type == "FILE_CREATE") return EventKind::kFileCreate;
+  if (type == "FILE_DELETE") return EventKind::kFileDelete;
+  return EventKind::kCustom;
+}
+
+std::string_view EventKindName(EventKind kind) {
+  switch (kind) {
+    case EventKind::kDbInsert: return "DB_INSERT";
+    case EventKind::kDbUpdate: return "DB_UPDATE";
+    case EventKind::kDbDelete: return "DB_DELETE";
+    case EventKind::kFileCreate: return "FILE_CREATE";
+    case EventKind::kFileDelete: return "FILE_DELETE";
+    case EventKind::kCustom: return "";
+  }
+  return "";
+}
+
+namespace {
+
+// Reads one SQL identifier from the front of `text`: "Name" keeps its case
+// ("" inside is a quote), an unquoted name folds to lower case.
+bool TakeIdentifier(std::string_view* text, std::string* out) {
+  out->clear();
+  std::string_view t = *text;
+  if (t.empty()) return false;
+  if (t.front() == '"') {
+    size_t i = 1;
+    for (;;) {
+      if (i >= t.size()) return false;
+      if (t[i] == '"') {
+        if (i + 1 < t.size() && t[i + 1] == '"') {
+          out->push_back('"');
+          i += 2;
+          continue;
+        }
+        break;
+      }
+      out->push_back(t[i++]);
+    }
+    *text = t.substr(i + 1);
+    return !out->empty();
+  }
+  size_t i = 0;
+  while (i < t.size() && t[i] != '.') {
+    const unsigned char c = static_cast<unsigned char>(t[i]);
+    if (!(std::isalnum(c) || c == '_' || c == '$' || c >= 0x80)) return false;
+    out->push_back(static_cast<char>(std::tolower(c)));
+    ++i;
+  }
+  *text = t.substr(i);
+  return !out->empty() && !std::isdigit(static_cast<unsigned char>((*out)[0]));
+}
+
+}  // namespace
+
+bool ParseTableName(std::string_view text, std::string* schema, std::string* table) {
+  std::string first;
+  if (!TakeIdentifier(&text, &first)) return false;
+  if (text.empty()) {
+    *schema = "public";
+    *table = std::move(first);
+    return true;
+  }
+  if (text.front() != '.') return false;
+  text.remove_prefix(1);
+  std::string second;
+  if (!TakeIdentifier(&text, &second) || !text.empty()) return false;
+  *schema = std::move(first);
+  *table = std::move(second);
+  return true;
+}
+
+}  // namespace walhook
