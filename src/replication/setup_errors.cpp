@@ -6,7 +6,7 @@ namespace walhook {
 
 std::string SetupHint(std::string_view err, std::string_view slot) {
   auto has = [&](std::string_view s) { return err.find(s) != std::string_view::npos; };
-  if (has("output_plugin_libraries") || (has("wal2json") && has("not allowed"))) {
+  if (has("output_plugin_libraries") || has("may not be used as an output plugin")) {
     return "the server does not allow the wal2json output plugin: run ALTER SYSTEM SET "
            "output_plugin_libraries = pgoutput, test_decoding, wal2json; then SELECT "
            "pg_reload_conf(); (or add wal2json to output_plugin_libraries in postgresql.conf)";

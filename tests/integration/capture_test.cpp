@@ -1,1 +1,311 @@
+// Capture, end to end: a real Postgres with wal2json, the walhook binary, and
+// event_logs read back with SQL.
+
+#include <signal.h>
+
 #include <doctest/doctest.h>
+#include <pqxx/pqxx>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace walhook::test {
+namespace {
+
+constexpr const char* kSecret = "integration-secret";
+
+std::string Q(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  const auto r = tx.exec(sql);
+  if (r.empty() || r[0][0].is_null()) return "";
+  return r[0][0].as<std::string>();
+}
+
+long QL(const std::string& conninfo, const std::string& sql) {
+  const std::string v = Q(conninfo, sql);
+  return v.empty() ? 0 : std::stol(v);
+}
+
+void Exec(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
+}
+
+std::vector<std::string> RunArgs(const TempPostgres& pg, const std::string& node,
+                                 const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {WalhookBinary(), "run",       "--source",
+                                   pg.conninfo(),   "--secret",  kSecret,
+                                   "--node-id",     node,        "--heartbeat-interval",
+                                   "300ms"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::unique_ptr<Process> StartWalhook(const TempPostgres& pg, const std::string& node = "n1",
+                                      const std::vector<std::string>& extra = {}) {
+  auto p = std::make_unique<Process>(RunArgs(pg, node, extra));
+  // Ready once it reports itself as the streaming node.
+  const bool ok = WaitFor(
+      [&] {
+        try {
+          return QL(pg.conninfo(),
+                    "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
+                    "AND node_id = '" + node + "'") == 1;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      20s, 100ms);
+  INFO(p->Output());
+  REQUIRE(ok);
+  return p;
+}
+
+int RunToExit(const std::vector<std::string>& args, std::string* output,
+              std::chrono::milliseconds timeout = 30s) {
+  Process p(args);
+  const int code = p.Wait(timeout);
+  *output = p.Output();
+  return code;
+}
+
+rapidjson::Document Json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  REQUIRE_MESSAGE(!d.HasParseError(), text);
+  return d;
+}
+
+std::string Str(const rapidjson::Value& v) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  v.Accept(w);
+  return b.GetString();
+}
+
+std::string Payload(const std::string& conninfo, const std::string& where) {
+  return Q(conninfo, "SELECT payload::text FROM eventing.event_logs WHERE " + where +
+                         " ORDER BY id DESC LIMIT 1");
+}
+
+bool WaitCount(const std::string& conninfo, const std::string& sql, long want,
+               std::chrono::milliseconds timeout = 10s) {
+  return WaitFor([&] { return QL(conninfo, sql) == want; }, timeout);
+}
+
+void AddTrigger(const std::string& conninfo, const std::string& name, const std::string& type,
+                const std::string& table, const std::string& extra_cols = "",
+                const std::string& extra_vals = "") {
+  Exec(conninfo, "INSERT INTO eventing.triggers (name, type, table_name, url" + extra_cols +
+                     ") VALUES ('" + name + "', '" + type + "', " + table +
+                     ", 'http://127.0.0.1:9/'" + extra_vals + ")");
+}
+
+// The walhook schema exists once init ran.
+void Init(const TempPostgres& pg) {
+  std::string out;
+  REQUIRE(RunToExit({WalhookBinary(), "init", "--source", pg.conninfo()}, &out) == 0);
+}
+
+TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(pg);
+  Exec(db,
+       "CREATE TABLE items (id bigint PRIMARY KEY, price numeric, doc jsonb, tags text[], "
+       "flags boolean[], ok bool, big text, note text);"
+       "ALTER TABLE items ALTER COLUMN big SET STORAGE EXTERNAL;"
+       "CREATE TABLE items_full (id int PRIMARY KEY, big text, note text);"
+       "ALTER TABLE items_full ALTER COLUMN big SET STORAGE EXTERNAL;"
+       "ALTER TABLE items_full REPLICA IDENTITY FULL;"
+       "CREATE TABLE nokey (x int, y text);"
+       "CREATE TABLE measures (id int, city text, PRIMARY KEY (id, city)) PARTITION BY LIST (city);"
+       "CREATE TABLE measures_paris PARTITION OF measures FOR VALUES IN ('paris');");
+  for (const char* t : {"items", "items_full", "measures"}) {
+    for (const char* k : {"INSERT", "UPDATE", "DELETE"}) {
+      std::string name = std::string(t) + "_" + k;
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      AddTrigger(db, name, std::string("DB_") + k, std::string("'") + t + "'");
+    }
+  }
+  AddTrigger(db, "nokey_insert", "DB_INSERT", "'nokey'");
+  AddTrigger(db, "nokey_update", "DB_UPDATE", "'nokey'");
+  auto walhook = StartWalhook(pg);
+
+  SUBCASE("insert, update, delete with exact values") {
+    Exec(db,
+         "INSERT INTO items VALUES (9007199254740993, 12.50, '{\"a\": [1, 2.0], \"b\": null}', "
+         "'{x,\"y z\",NULL,\"q\\\"uote\"}', '{t,f}', true, "
+         "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i), 'first')");
+    // The big value really lives out of line.
+    CHECK(QL(db, "SELECT count(*) FROM pg_toast.pg_toast_" +
+                     Q(db, "SELECT 'items'::regclass::oid") + "") > 0);
+    Exec(db, "UPDATE items SET note = 'second' WHERE id = 9007199254740993");
+    Exec(db, "DELETE FROM items WHERE id = 9007199254740993");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%'", 3));
+
+    auto ins = Json(Payload(db, "trigger_name = 'items_insert'"));
+    CHECK(Str(ins["db"]) == "\"postgres\"");
+    CHECK(Str(ins["schema"]) == "\"public\"");
+    CHECK(Str(ins["col"]) == "\"items\"");
+    CHECK(!ins.HasMember("before"));
+    // Exact digits: read the stored text, not a double.
+    const std::string raw = Payload(db, "trigger_name = 'items_insert'");
+    CHECK(raw.find("\"id\":9007199254740993") != std::string::npos);
+    CHECK(raw.find("\"price\":12.50") != std::string::npos);
+    CHECK(Str(ins["doc"]["doc"]) == "{\"a\":[1,2.0],\"b\":null}");
+    CHECK(Str(ins["doc"]["tags"]) == "[\"x\",\"y z\",null,\"q\\\"uote\"]");
+    CHECK(Str(ins["doc"]["flags"]) == "[true,false]");
+    CHECK(Str(ins["doc"]["ok"]) == "true");
+    CHECK(ins["doc"]["big"].GetStringLength() == 400 * 32);
+    CHECK(raw.find("\"find\":{\"id\":9007199254740993}") != std::string::npos);
+
+    auto upd = Json(Payload(db, "trigger_name = 'items_update'"));
+    CHECK(Str(upd["doc"]["note"]) == "\"second\"");
+    // REPLICA IDENTITY DEFAULT: the unchanged TOAST value is not known.
+    CHECK(!upd["doc"].HasMember("big"));
+    CHECK(Str(upd["unchanged_toast"]) == "[\"big\"]");
+    CHECK(Payload(db, "trigger_name = 'items_update'").find("\"before\":{\"id\":9007199254740993}") !=
+          std::string::npos);
+
+    auto del = Json(Payload(db, "trigger_name = 'items_delete'"));
+    CHECK(del["doc"].IsNull());
+    CHECK(Payload(db, "trigger_name = 'items_delete'").find("\"find\":{\"id\":9007199254740993}") !=
+          std::string::npos);
+
+    // Every row: staged, ts = event_ts = commit time, source position set.
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%' "
+                 "AND status = 'staged' AND ts = event_ts AND source_lsn IS NOT NULL "
+                 "AND source_seq = 1 AND attempts = 0") == 3);
+  }
+
+  SUBCASE("REPLICA IDENTITY FULL fills unchanged TOAST from the old row") {
+    Exec(db, "INSERT INTO items_full VALUES (1, (SELECT string_agg(md5(i::text), '') FROM "
+             "generate_series(1, 400) i), 'a')");
+    Exec(db, "UPDATE items_full SET note = 'b'");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_full_update'", 1));
+    auto upd = Json(Payload(db, "trigger_name = 'items_full_update'"));
+    CHECK(upd["doc"]["big"].GetStringLength() == 400 * 32);
+    CHECK(!upd.HasMember("unchanged_toast"));
+    CHECK(Str(upd["before"]["note"]) == "\"a\"");
+    CHECK(upd["before"]["big"].GetStringLength() == 400 * 32);
+  }
+
+  SUBCASE("a table without a primary key: inserts fire, last_error explains") {
+    Exec(db, "INSERT INTO nokey VALUES (1, 'a')");
+    Exec(db, "UPDATE nokey SET y = 'b'");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_insert'", 1));
+    auto ins = Json(Payload(db, "trigger_name = 'nokey_insert'"));
+    CHECK(ins["find"].IsNull());
+    const std::string err = Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'");
+    CHECK(err.find("REPLICA IDENTITY FULL") != std::string::npos);
+    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'") == "t");
+    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_update'") == "f");
+    std::this_thread::sleep_for(500ms);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_update'") == 0);
+  }
+
+  SUBCASE("a partitioned table's trigger matches its partitions") {
+    Exec(db, "INSERT INTO measures VALUES (1, 'paris')");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'measures_insert'", 1));
+    auto ins = Json(Payload(db, "trigger_name = 'measures_insert'"));
+    CHECK(Str(ins["col"]) == "\"measures\"");
+    CHECK(Str(ins["partition"]) == "\"measures_paris\"");
+    CHECK(Str(ins["find"]) == "{\"id\":1,\"city\":\"paris\"}");
+  }
+
+  SUBCASE("walhook's own tables never produce events, even for every-table triggers") {
+    AddTrigger(db, "everything", "DB_INSERT", "NULL");
+    std::this_thread::sleep_for(1500ms);
+    Exec(db, "INSERT INTO nokey VALUES (7, 'seven')");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'", 1));
+    std::this_thread::sleep_for(1500ms);  // several node-status writes and batches later
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'") == 1);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->>'schema' = 'eventing'") == 0);
+  }
+
+  walhook->Signal(SIGTERM);
+  CHECK(walhook->Wait(15s) == 0);
+}
+
+TEST_CASE("capture: trigger changes take effect within a second, without a restart") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(pg);
+  Exec(db, "CREATE TABLE signups (id serial PRIMARY KEY, email text)");
+  auto walhook = StartWalhook(pg);
+  const std::string count = "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome'";
+
+  Exec(db, "INSERT INTO signups (email) VALUES ('before@x')");
+  AddTrigger(db, "welcome", "DB_INSERT", "'signups'");
+  std::this_thread::sleep_for(1s);
+  Exec(db, "INSERT INTO signups (email) VALUES ('added@x')");
+  REQUIRE(WaitCount(db, count, 1, 5s));
+
+  Exec(db, "UPDATE eventing.triggers SET enabled = false WHERE name = 'welcome'");
+  std::this_thread::sleep_for(1s);
+  Exec(db, "INSERT INTO signups (email) VALUES ('disabled@x')");
+  Exec(db, "UPDATE eventing.triggers SET enabled = true WHERE name = 'welcome'");
+  std::this_thread::sleep_for(1s);
+  Exec(db, "INSERT INTO signups (email) VALUES ('enabled@x')");
+  REQUIRE(WaitCount(db, count, 2, 5s));
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->'doc'->>'email' = 'disabled@x'") == 0);
+
+  Exec(db, "DELETE FROM eventing.triggers WHERE name = 'welcome'");
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome' AND status = 'cancel'") == 2);
+  std::this_thread::sleep_for(1s);
+  Exec(db, "INSERT INTO signups (email) VALUES ('deleted@x')");
+  std::this_thread::sleep_for(1s);
+  CHECK(QL(db, count) == 2);
+
+  // Definition errors show in trigger_status and leave the trigger inactive.
+  AddTrigger(db, "ghost", "DB_INSERT", "'no_such_table'");
+  AddTrigger(db, "cols", "DB_UPDATE", "'signups'", ", columns", ", '{nope}'");
+  REQUIRE(WaitFor([&] {
+    return Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'ghost'")
+                   .find("does not exist") != std::string::npos;
+  }, 3s));
+  CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'ghost'") == "f");
+  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'cols'")
+            .find("nope") != std::string::npos);
+
+  // Bad rows are refused by the database itself.
+  CHECK_THROWS(AddTrigger(db, "Bad Name", "DB_INSERT", "'signups'"));
+  CHECK_THROWS(AddTrigger(db, "badtype", "DB_SOMETHING", "'signups'"));
+  CHECK_THROWS(Exec(db, "INSERT INTO eventing.triggers (name, type, url) VALUES ('x', 'DB_insert', 'ftp://a')"));
+  CHECK_THROWS(Exec(db, "INSERT INTO eventing.triggers (name, type, url, retries) VALUES ('x', 'DB_insert', 'http://a', -1)"));
+  CHECK(walhook->Running());
+}
+
+TEST_CASE("capture: DB_UPDATE columns are exact under REPLICA IDENTITY FULL") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(pg);
+  Exec(db, "CREATE TABLE users (id int PRIMARY KEY, email text, seen int);"
+           "CREATE TABLE users_full (id int PRIMARY KEY, email text, seen int);"
+           "ALTER TABLE users_full REPLICA IDENTITY FULL;"
+           "INSERT INTO users VALUES (1, 'a', 0); INSERT INTO users_full VALUES (1, 'a', 0);");
+  AddTrigger(db, "email_changed", "DB_UPDATE", "'users'", ", columns", ", '{email}'");
+  AddTrigger(db, "email_changed_full", "DB_UPDATE", "'users_full'", ", columns", ", '{email}'");
+  auto walhook = StartWalhook(pg);
+  Exec(db, "UPDATE users SET seen = 1; UPDATE users_full SET seen = 1;");
+  Exec(db, "UPDATE users SET email = 'b'; UPDATE users_full SET email = 'b';");
+  REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed'", 2));
+  REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed_full'", 1));
+  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'email_changed'")
+            .find("REPLICA IDENTITY FULL makes columns exact") != std::string::npos);
+  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'email_changed_full'").empty());
+}
+
+}  // namespace
+}  // namespace walhook::test
