@@ -271,7 +271,7 @@ void Bridge::RequestStop() { g_stop = true; }
 
 // Prepares the slot; throws FatalError for setups the user must fix.
 static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
-  catalog.CheckWalLevel();
+  catalog.CheckSetup();
   SlotState state = catalog.Slot(slot);
   if (state.exists && state.wal_status == "lost") {
     throw FatalError(kExitSetup,

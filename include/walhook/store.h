@@ -82,8 +82,8 @@ class SourceCatalog {
  public:
   explicit SourceCatalog(const std::string& conninfo);
 
-  // FatalError when wal_level is not logical.
-  void CheckWalLevel();
+  // FatalError when wal_level is not logical or the role may not replicate.
+  void CheckSetup();
   SlotState Slot(const std::string& slot);
   // Creates a wal2json logical slot; a setup error (plugin missing or not
   // allowed, no privilege) is a FatalError with what to do.

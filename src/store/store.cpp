@@ -195,8 +195,17 @@ void EventStore::Forget() {
 
 SourceCatalog::SourceCatalog(const std::string& conninfo) : conn_(conninfo) {}
 
-void SourceCatalog::CheckWalLevel() {
+void SourceCatalog::CheckSetup() {
   pqxx::nontransaction tx(conn_);
+  const auto role = tx.exec1(
+      "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user");
+  if (!role[1].as<bool>()) {
+    throw FatalError(kExitSetup,
+                     fmt::format("the source role \"{0}\" lacks the REPLICATION privilege: run "
+                                 "ALTER ROLE {0} REPLICATION as a superuser, or connect as a "
+                                 "role that has it",
+                                 role[0].as<std::string>()));
+  }
   const std::string level = tx.exec1("SHOW wal_level")[0].as<std::string>();
   if (level != "logical") {
     throw FatalError(kExitSetup,

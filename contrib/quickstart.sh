@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: installs and builds walhook, starts a
+# throwaway Postgres with wal2json allowed (in .walhook-demo/, removed on
+# exit), creates a demo table and trigger, and runs `walhook run` in the
+# foreground. Ctrl-C stops walhook and the demo Postgres.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+contrib/deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build src/walhook >/dev/null
+
+demo="$PWD/.walhook-demo"
+contrib/pgtmp.sh destroy "$demo" 2>/dev/null || true
+mkdir -p "$demo"
+port=$(contrib/pgtmp.sh start "$demo")
+trap 'kill "${walhook_pid:-0}" 2>/dev/null; wait 2>/dev/null; contrib/pgtmp.sh destroy "$demo" >/dev/null 2>&1 || true' EXIT
+src="host=127.0.0.1 port=$port dbname=postgres user=postgres"
+psql_cmd="psql \"$src\""
+psql() { command psql -X -q "$src" "$@"; }
+
+build/src/walhook init --source "$src"
+psql -c "CREATE TABLE signups (id bigserial PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now())" \
+     -c "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES ('welcome_email', 'DB_INSERT', 'signups', 'http://127.0.0.1:4123/')"
+
+export WALHOOK_SECRET=demo-secret
+build/src/walhook run --source "$src" &
+walhook_pid=$!
+sleep 2
+psql -c "INSERT INTO signups (email) VALUES ('ada@example.com')"
+sleep 1
+echo
+echo "A signup became an event:"
+psql -c "SELECT id, trigger_name, type, status, payload FROM eventing.event_logs"
+cat <<EOT
+
+walhook is running against a throwaway Postgres on port $port. In another terminal:
+
+  $psql_cmd -c "INSERT INTO signups (email) VALUES ('grace@example.com')"
+  $psql_cmd -c "SELECT id, trigger_name, status, payload->'doc'->>'email' FROM eventing.event_logs"
+  $psql_cmd -c "SELECT * FROM eventing.trigger_status" -c "SELECT * FROM eventing.bridge_status"
+
+Press Ctrl-C to stop walhook and remove the demo database.
+EOT
+wait "$walhook_pid"

@@ -1,0 +1,362 @@
+// SPEC §7 guarantees and the setup errors of SPEC §2, end to end: crashes,
+// restarts, a 1 M-row transaction, standby takeover, an idle slot, and each
+// setup a user can get wrong.
+
+#include <signal.h>
+
+#include <doctest/doctest.h>
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace walhook::test {
+namespace {
+
+constexpr const char* kSecret = "integration-secret";
+
+std::string Q(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  const auto r = tx.exec(sql);
+  if (r.empty() || r[0][0].is_null()) return "";
+  return r[0][0].as<std::string>();
+}
+
+long QL(const std::string& conninfo, const std::string& sql) {
+  const std::string v = Q(conninfo, sql);
+  return v.empty() ? 0 : std::stol(v);
+}
+
+void Exec(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
+}
+
+std::vector<std::string> RunArgs(const std::string& source, const std::string& node,
+                                 const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {WalhookBinary(), "run",       "--source", source,
+                                   "--secret",      kSecret,     "--node-id", node,
+                                   "--heartbeat-interval", "300ms"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+bool IsStreaming(const std::string& eventing, const std::string& node) {
+  try {
+    return QL(eventing, "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
+                        "AND node_id = '" + node + "'") == 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::unique_ptr<Process> StartWalhook(const std::string& source, const std::string& node,
+                                      const std::vector<std::string>& extra = {},
+                                      const std::string& eventing = "") {
+  auto p = std::make_unique<Process>(RunArgs(source, node, extra));
+  const bool ok = WaitFor([&] { return IsStreaming(eventing.empty() ? source : eventing, node); },
+                          20s, 100ms);
+  INFO(p->Output());
+  REQUIRE(ok);
+  return p;
+}
+
+int RunToExit(const std::vector<std::string>& args, std::string* output,
+              std::chrono::milliseconds timeout = 30s) {
+  Process p(args);
+  const int code = p.Wait(timeout);
+  *output = p.Output();
+  return code;
+}
+
+void Init(const std::string& source) {
+  std::string out;
+  REQUIRE_MESSAGE(RunToExit({WalhookBinary(), "init", "--source", source}, &out) == 0, out);
+}
+
+void AddInsertTrigger(const std::string& conninfo, const std::string& name,
+                      const std::string& table) {
+  Exec(conninfo, "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES ('" + name +
+                     "', 'DB_INSERT', '" + table + "', 'http://127.0.0.1:9/')");
+}
+
+long PeakRssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+size_t CountLines(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_CASE("guarantee: kill -9 during a write load and a Postgres restart lose and double nothing") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE load (id bigserial PRIMARY KEY, v int)");
+  AddInsertTrigger(db, "load_insert", "load");
+  AddInsertTrigger(db, "load_insert_too", "load");
+
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) {
+      try {
+        pqxx::connection c(db);
+        while (!stop) {
+          pqxx::work tx(c);
+          tx.exec("INSERT INTO load (v) SELECT g FROM generate_series(1, 1 + (random() * 3)::int) g");
+          tx.commit();
+        }
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(50ms);  // Postgres restarting: connect again
+      }
+    }
+  });
+
+  std::unique_ptr<Process> walhook = StartWalhook(db, "k0");
+  for (int round = 1; round <= 6; ++round) {
+    std::this_thread::sleep_for(700ms);
+    walhook->Signal(SIGKILL);
+    walhook->Wait(5s);
+    if (round == 3) pg.Restart();
+    walhook = StartWalhook(db, "k" + std::to_string(round));
+  }
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  writer.join();
+
+  const long rows = QL(db, "SELECT count(*) FROM load");
+  INFO("rows written: " << rows);
+  REQUIRE(rows > 100);
+  const std::string events = "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load_insert'";
+  const bool all = WaitFor([&] { return QL(db, events) >= rows; }, 60s, 200ms);
+  INFO(walhook->Output());
+  CHECK(all);
+  CHECK(QL(db, events) == rows);
+  CHECK(QL(db, "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs "
+               "WHERE trigger_name = 'load_insert'") == rows);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load_insert_too'") ==
+        rows);
+  // Every row of the table has its event.
+  CHECK(QL(db, "SELECT count(*) FROM load l WHERE NOT EXISTS (SELECT 1 FROM eventing.event_logs e "
+               "WHERE e.trigger_name = 'load_insert' AND (e.payload->'doc'->>'id')::bigint = l.id)") ==
+        0);
+}
+
+TEST_CASE("guarantee: a 1 M-row transaction is captured whole in bounded memory") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE bulk (id int PRIMARY KEY, label text)");
+  AddInsertTrigger(db, "bulk_insert", "bulk");
+  auto walhook = StartWalhook(db, "bulk");
+  const long before = PeakRssKiB(walhook->pid());
+  const auto start = std::chrono::steady_clock::now();
+  Exec(db, "INSERT INTO bulk SELECT g, 'row ' || g FROM generate_series(1, 1000000) g");
+  const bool all = WaitFor(
+      [&] { return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'bulk_insert'") == 1000000; },
+      300s, 500ms);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const long peak = PeakRssKiB(walhook->pid());
+  MESSAGE("1 M-row transaction captured in " << secs << " s; walhook peak RSS " << peak / 1024
+                                             << " MiB (at start " << before / 1024 << " MiB)");
+  REQUIRE(all);
+  CHECK(peak > 0);
+  CHECK(peak < 200 * 1024);  // batches are bounded; the transaction is not held
+  walhook->Signal(SIGTERM);
+  CHECK(walhook->Wait(20s) == 0);
+}
+
+TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's exit") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
+  AddInsertTrigger(db, "t_insert", "t");
+  auto first = StartWalhook(db, "first");
+  Process second(RunArgs(db, "second"));
+  REQUIRE(WaitFor([&] {
+    return QL(db, "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'second' AND role = 'standby'") == 1;
+  }, 10s));
+  Exec(db, "INSERT INTO t VALUES (1)");
+  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+
+  first->Signal(SIGTERM);
+  CHECK(first->Wait(15s) == 0);
+  const auto exited = std::chrono::steady_clock::now();
+  const bool took_over = WaitFor([&] { return IsStreaming(db, "second"); }, 10s, 100ms);
+  MESSAGE("standby took over after "
+          << std::chrono::duration<double>(std::chrono::steady_clock::now() - exited).count() << " s");
+  INFO(second.Output());
+  REQUIRE(took_over);
+  Exec(db, "INSERT INTO t VALUES (2)");
+  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 2; }, 10s));
+  std::this_thread::sleep_for(500ms);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs") == 2);
+
+  // kill -9 of the streaming node: its connection dies with it, the lock too.
+  auto third = std::make_unique<Process>(RunArgs(db, "third"));
+  REQUIRE(WaitFor([&] {
+    return QL(db, "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'third' AND role = 'standby'") == 1;
+  }, 10s));
+  second.Signal(SIGKILL);
+  REQUIRE(WaitFor([&] { return IsStreaming(db, "third"); }, 10s, 100ms));
+  Exec(db, "INSERT INTO t VALUES (3)");
+  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 3; }, 10s));
+}
+
+TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  auto walhook = StartWalhook(db, "idle");
+  Exec(db, "CREATE DATABASE other");
+  const std::string other = pg.conninfo("other");
+  Exec(other, "CREATE TABLE noise AS SELECT g FROM generate_series(1, 100000) g");
+  const std::string target = Q(db, "SELECT pg_current_wal_lsn()::text");
+  const bool advanced = WaitFor([&] {
+    return Q(db, "SELECT confirmed_flush_lsn >= '" + target +
+                     "'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
+  }, 10s, 100ms);
+  INFO(walhook->Output());
+  CHECK(advanced);
+}
+
+TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is lost") {
+  TempPostgres source;
+  TempPostgres eventing;
+  const std::string src = source.conninfo();
+  const std::string evt = eventing.conninfo();
+  std::string out;
+  REQUIRE_MESSAGE(RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
+  Exec(src, "CREATE TABLE orders (id int PRIMARY KEY)");
+  AddInsertTrigger(evt, "orders_insert", "orders");
+  auto walhook = StartWalhook(src, "split", {"--eventing-db", evt}, evt);
+  Exec(src, "INSERT INTO orders VALUES (1)");
+  REQUIRE(WaitFor([&] { return QL(evt, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+
+  eventing.Stop();
+  Exec(src, "INSERT INTO orders SELECT g FROM generate_series(2, 101) g");
+  for (int i = 0; i < 100; ++i) Exec(src, "INSERT INTO orders VALUES (" + std::to_string(1000 + i) + ")");
+  std::this_thread::sleep_for(2s);
+  CHECK(walhook->Running());
+  eventing.Start();
+  const bool resumed = WaitFor([&] {
+    try {
+      return QL(evt, "SELECT count(*) FROM eventing.event_logs") == 201;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }, 60s, 250ms);
+  INFO(walhook->Output());
+  CHECK(resumed);
+  CHECK(QL(evt, "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs") == 201);
+}
+
+TEST_CASE("setup: an unreachable source is retried and said once, then streams") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  pg.Stop();
+  Process walhook(RunArgs(db, "patient"));
+  std::this_thread::sleep_for(4s);
+  CHECK(walhook.Running());
+  const std::string said = walhook.Output();
+  CHECK(CountLines(said, "retrying") == 1);
+  pg.Start();
+  CHECK(WaitFor([&] { return IsStreaming(db, "patient"); }, 40s, 200ms));
+}
+
+TEST_CASE("setup: errors a user can make get one line and the right exit code") {
+  std::string out;
+  SUBCASE("bad flags exit 2 naming the flag") {
+    CHECK(RunToExit({WalhookBinary(), "run", "--secret", "s"}, &out) == 2);
+    CHECK(out.find("--source") != std::string::npos);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--slot", "Bad-Slot"}, &out) == 2);
+    CHECK(out.find("--slot") != std::string::npos);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x"}, &out) == 2);
+    CHECK(out.find("--secret") != std::string::npos);
+    CHECK(RunToExit({WalhookBinary(), "frobnicate"}, &out) == 2);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--bogus", "1"}, &out) == 2);
+    CHECK(out.find("--bogus") != std::string::npos);
+  }
+  SUBCASE("wal_level not logical") {
+    TempPostgres::Options o;
+    o.wal_level = "replica";
+    TempPostgres pg(o);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", pg.conninfo(), "--secret", "s"}, &out) == 1);
+    CHECK(out.find("wal_level") != std::string::npos);
+    CHECK(CountLines(out, "\n") == 1);
+  }
+  SUBCASE("wal2json not allowed as an output plugin") {
+    TempPostgres::Options o;
+    o.allow_wal2json = false;
+    TempPostgres pg(o);
+    CHECK(RunToExit({WalhookBinary(), "init", "--source", pg.conninfo()}, &out) == 1);
+    CHECK(out.find("output_plugin_libraries") != std::string::npos);
+    CHECK(CountLines(out, "\n") == 1);
+  }
+  SUBCASE("a role without REPLICATION") {
+    TempPostgres pg;
+    Init(pg.conninfo());
+    Exec(pg.conninfo(), "CREATE ROLE app LOGIN");
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", pg.conninfo("postgres", "app"),
+                     "--eventing-db", pg.conninfo(), "--secret", "s"}, &out) == 1);
+    CHECK(out.find("REPLICATION") != std::string::npos);
+    CHECK(CountLines(out, "\n") == 1);
+  }
+  SUBCASE("a slot Postgres invalidated is never recreated silently") {
+    TempPostgres::Options o;
+    o.extra_conf = "max_slot_wal_keep_size = 1MB";
+    TempPostgres pg(o);
+    const std::string db = pg.conninfo();
+    Init(db);
+    Exec(db, "CREATE TABLE filler (v text)");
+    for (int i = 0; i < 4; ++i) {
+      Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
+    }
+    Exec(db, "CHECKPOINT");
+    REQUIRE(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
+    CHECK(RunToExit(RunArgs(db, "late"), &out) == 1);
+    CHECK(out.find("lost") != std::string::npos);
+    CHECK(out.find("walhook drop") != std::string::npos);
+    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
+    // The way back: drop, then run again.
+    CHECK(RunToExit({WalhookBinary(), "drop", "--source", db}, &out) == 0);
+    CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots") == 0);
+    Init(db);
+    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") != "lost");
+  }
+  SUBCASE("SIGTERM finishes, confirms and exits 0; status prints both views") {
+    TempPostgres pg;
+    const std::string db = pg.conninfo();
+    Init(db);
+    auto walhook = StartWalhook(db, "polite");
+    CHECK(RunToExit({WalhookBinary(), "status", "--source", db}, &out) == 0);
+    CHECK(out.find("trigger_status") != std::string::npos);
+    CHECK(out.find("polite") != std::string::npos);
+    walhook->Signal(SIGTERM);
+    CHECK(walhook->Wait(15s) == 0);
+    CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots WHERE active") == 0);
+    CHECK(RunToExit({WalhookBinary(), "drop", "--source", db, "--schema-too"}, &out) == 0);
+    CHECK(QL(db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'eventing'") == 0);
+  }
+}
+
+}  // namespace
+}  // namespace walhook::test
