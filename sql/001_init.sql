@@ -45,7 +45,6 @@ CREATE TABLE @schema@.event_logs (
   UNIQUE (source_lsn, source_seq, trigger_name)
 );
 CREATE INDEX event_logs_staged_ts ON @schema@.event_logs (ts) WHERE status = 'staged';
-CREATE INDEX event_logs_trigger_status ON @schema@.event_logs (trigger_name, status);
 
 CREATE TABLE @schema@.invocation_logs (
   id                   bigserial PRIMARY KEY,

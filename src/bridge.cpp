@@ -6,6 +6,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "walhook/batch_writer.h"
 #include "walhook/decoder.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
@@ -50,8 +51,9 @@ void SleepUnlessStopped(milliseconds d) {
 // Everything one streaming session holds. Lives only inside Bridge::Session.
 class Streamer {
  public:
-  Streamer(const Config& cfg, EventStore& store, SourceCatalog& catalog, Lsn confirmed)
-      : cfg_(cfg), store_(store), catalog_(catalog), confirmed_(confirmed) {
+  Streamer(const Config& cfg, EventStore& store, BatchWriter& writer, SourceCatalog& catalog,
+           Lsn confirmed)
+      : cfg_(cfg), store_(store), writer_(writer), catalog_(catalog), confirmed_(confirmed) {
     db_ = catalog_.Database();
   }
 
@@ -83,12 +85,16 @@ class Streamer {
         reply |= Handle(msg.bytes.get(), msg.size);
       }
       const auto now = Clock::now();
-      if (!batch_.empty() && (drained || batch_.size() >= kBatchEvents ||
-                              batch_.bytes() >= kBatchBytes || now - batch_started_ >= kBatchAge)) {
-        Flush();
-      }
+      // A full batch goes to the writer at once. Otherwise a batch waits while
+      // the writer is busy, so batches grow with the load instead of paying a
+      // commit each; with the writer free, it goes when the stream is drained.
+      const bool full = batch_.size() >= kBatchEvents || batch_.bytes() >= kBatchBytes;
+      if (full || ((drained || now - batch_started_ >= kBatchAge) && writer_.Idle())) Flush();
+      confirmed_ = std::max(confirmed_, writer_.Durable());
       if (g_stop) {
-        if (!batch_.empty()) Flush();
+        Flush();
+        writer_.Drain();
+        confirmed_ = std::max(confirmed_, writer_.Durable());
         repl.SendStatus(confirmed_, false);
         repl.Finish();
         LogInfo("stopped; slot \"{}\" confirmed at {}", cfg_.slot, confirmed_);
@@ -107,7 +113,7 @@ class Streamer {
         last_report = now;
         if (store_.TriggersChanged() || now - last_reload_ >= kTriggerRecheck) ReloadTriggers();
       }
-      if (!in_txn_ && batch_.empty() && now - last_data_ >= cfg_.heartbeat_interval) {
+      if (!in_txn_ && Quiet() && now - last_data_ >= cfg_.heartbeat_interval) {
         catalog_.Heartbeat(HeartbeatPrefix());
         last_data_ = now;
       }
@@ -118,10 +124,13 @@ class Streamer {
  private:
   std::string HeartbeatPrefix() const { return "walhook.heartbeat"; }
 
+  // Nothing captured waits to be written: positions seen can be confirmed.
+  bool Quiet() { return batch_.empty() && !batch_complete_.valid() && writer_.Idle(); }
+
   void Wait(ReplicationStream& repl) {
     pollfd fds[2] = {{repl.socket(), POLLIN, 0}, {store_.socket(), POLLIN, 0}};
-    int timeout = 100;
-    if (!batch_.empty()) timeout = 1;
+    // While batches are being written, wake soon to confirm them.
+    const int timeout = writer_.Idle() ? 100 : 2;
     const int n = ::poll(fds, 2, timeout);
     if (n > 0 && (fds[1].revents & POLLIN) != 0 && store_.TriggersChanged()) ReloadTriggers();
   }
@@ -134,7 +143,7 @@ class Streamer {
       if (!k) throw SessionError("malformed keepalive message from the server");
       server_end_ = std::max(server_end_, k->wal_end);
       // Nothing pending: everything up to the server's position is handled.
-      if (!in_txn_ && batch_.empty()) confirmed_ = std::max(confirmed_, k->wal_end);
+      if (!in_txn_ && Quiet()) confirmed_ = std::max(confirmed_, k->wal_end);
       return k->reply_requested;
     }
     if (data[0] != 'w') throw SessionError("unexpected message type from the server");
@@ -160,7 +169,7 @@ class Streamer {
         break;
       case ChangeKind::kCommit:
         in_txn_ = false;
-        if (batch_.empty()) {
+        if (Quiet()) {
           confirmed_ = std::max(confirmed_, txn_end_);
         } else {
           batch_complete_ = txn_end_;
@@ -179,7 +188,7 @@ class Streamer {
       case ChangeKind::kMessage:
         if (change_.transactional) {
           ++seq_;
-        } else if (!in_txn_ && batch_.empty()) {
+        } else if (!in_txn_ && Quiet()) {
           confirmed_ = std::max(confirmed_, x->wal_end);
         }
         break;
@@ -210,14 +219,11 @@ class Streamer {
     }
   }
 
+  // Hands the batch and the position it completes to the writer thread.
   void Flush() {
-    const size_t inserted = store_.Insert(batch_);
-    captured_ += inserted;
-    batch_.Clear();
-    if (batch_complete_.valid()) {
-      confirmed_ = std::max(confirmed_, batch_complete_);
-      batch_complete_ = Lsn();
-    }
+    if (batch_.empty() && !batch_complete_.valid()) return;
+    writer_.Submit(&batch_, batch_complete_);
+    batch_complete_ = Lsn();
   }
 
   void Report(Clock::duration since) {
@@ -229,13 +235,15 @@ class Streamer {
       r.lag_bytes = static_cast<int64_t>(server_end_.value() - confirmed_.value());
     }
     const double secs = std::chrono::duration<double>(since).count();
-    r.events_per_s = secs > 0 ? static_cast<double>(captured_ - reported_captured_) / secs : 0;
-    reported_captured_ = captured_;
+    const uint64_t captured = writer_.inserted();
+    r.events_per_s = secs > 0 ? static_cast<double>(captured - reported_captured_) / secs : 0;
+    reported_captured_ = captured;
     store_.Report(r);
   }
 
   const Config& cfg_;
   EventStore& store_;
+  BatchWriter& writer_;
   SourceCatalog& catalog_;
   std::string db_;
   Matcher matcher_;
@@ -258,7 +266,6 @@ class Streamer {
   Clock::time_point batch_started_;
   Clock::time_point last_data_;
   Clock::time_point last_reload_;
-  uint64_t captured_ = 0;
   uint64_t reported_captured_ = 0;
   uint64_t decode_errors_ = 0;
 };
@@ -323,7 +330,10 @@ void Bridge::Session() {
     if (g_stop) return;
   }
 
-  Streamer streamer(config_, store, catalog, slot.confirmed_flush);
+  // The writer has a connection of its own, so writes overlap decoding.
+  EventStore writer_store(config_.eventing_db, config_.schema, config_.node_id);
+  BatchWriter writer(&writer_store);
+  Streamer streamer(config_, store, writer, catalog, slot.confirmed_flush);
   streamer.ReloadTriggers();
   const std::vector<std::pair<std::string, std::string>> options = {
       {"format-version", "2"},
