@@ -201,6 +201,17 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
     CHECK(upd["before"]["big"].GetStringLength() == 400 * 32);
   }
 
+  SUBCASE("TRUNCATE makes no event; the changes around it do") {
+    Exec(db, "INSERT INTO items (id) VALUES (1), (2)");
+    Exec(db, "BEGIN; TRUNCATE items; INSERT INTO items (id) VALUES (3); COMMIT;");
+    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_insert'", 3));
+    std::this_thread::sleep_for(300ms);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_delete'") == 0);
+    CHECK(walhook->Output().find("TRUNCATE of public.items") != std::string::npos);
+    // Position in the transaction counts the TRUNCATE: the insert after it is second.
+    CHECK(QL(db, "SELECT source_seq FROM eventing.event_logs WHERE payload->'doc'->>'id' = '3'") == 2);
+  }
+
   SUBCASE("a table without a primary key: inserts fire, last_error explains") {
     Exec(db, "INSERT INTO nokey VALUES (1, 'a')");
     Exec(db, "UPDATE nokey SET y = 'b'");

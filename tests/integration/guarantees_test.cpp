@@ -220,6 +220,27 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 3; }, 10s));
 }
 
+TEST_CASE("setup: a slot held by another consumer is waited for, then streamed") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
+  AddInsertTrigger(db, "t_insert", "t");
+  Process other({"/usr/lib/postgresql/15/bin/pg_recvlogical", "-d", db, "--slot", "walhook",
+                 "--start", "-f", "/dev/null", "-o", "format-version=2"});
+  REQUIRE(WaitFor([&] {
+    return Q(db, "SELECT active FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
+  }, 10s));
+  Process walhook(RunArgs(db, "waiter"));
+  REQUIRE(WaitFor([&] { return walhook.Output().find("in use by another consumer") != std::string::npos; },
+                  15s));
+  CHECK(walhook.Running());
+  other.Signal(SIGTERM);
+  CHECK(WaitFor([&] { return IsStreaming(db, "waiter"); }, 15s, 100ms));
+  Exec(db, "INSERT INTO t VALUES (1)");
+  CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+}
+
 TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
