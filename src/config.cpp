@@ -91,7 +91,10 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     } else {
       return std::nullopt;
     }
-    if (n > INT64_MAX / unit_ms / 2) return std::nullopt;
+    // The sum, not only each term, stays under INT64_MAX / 2 ("…d…d…d" must not overflow).
+    if (n > INT64_MAX / unit_ms / 2 || total_ms > INT64_MAX / 2 - n * unit_ms) {
+      return std::nullopt;
+    }
     total_ms += n * unit_ms;
   }
   return std::chrono::milliseconds(total_ms);

@@ -10,8 +10,9 @@ namespace {
 
 using rapidjson::Value;
 
-constexpr unsigned kParseFlags =
-    rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseInsituFlag;
+// Iterative: a deeply nested line would otherwise overflow the stack.
+constexpr unsigned kParseFlags = rapidjson::kParseNumbersAsStringsFlag |
+                                 rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag;
 
 std::string_view View(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
@@ -26,7 +27,9 @@ bool OptionalString(const Value& obj, const char* name, std::string_view* out) {
     *out = {};
     return true;
   }
-  if (!it->value.IsString()) return false;
+  // A number is a string value too (kParseNumbersAsStringsFlag); only a real
+  // string starts right after its quote (see KindOf).
+  if (!it->value.IsString() || it->value.GetString()[-1] != '"') return false;
   *out = View(it->value);
   return true;
 }

@@ -1,1 +1,234 @@
+#include "walhook/event_batch.h"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include <doctest/doctest.h>
+
+namespace walhook {
+namespace {
+
+// Reads a one-dimensional Postgres array literal back as array_in would, for
+// the quoting this module produces: quoted elements with \" and \\, and bare
+// elements (NULL is SQL null, reported as nullopt).
+std::vector<std::optional<std::string>> ParseLiteral(std::string_view lit) {
+  std::vector<std::optional<std::string>> out;
+  REQUIRE(lit.size() >= 2);
+  REQUIRE(lit.front() == '{');
+  REQUIRE(lit.back() == '}');
+  size_t i = 1;
+  const size_t end = lit.size() - 1;
+  if (i == end) return out;
+  while (true) {
+    REQUIRE(i < end);
+    if (lit[i] == '"') {
+      std::string value;
+      ++i;
+      while (true) {
+        REQUIRE(i < end);
+        if (lit[i] == '\\') {
+          ++i;
+          REQUIRE(i < end);
+          value.push_back(lit[i++]);
+        } else if (lit[i] == '"') {
+          ++i;
+          break;
+        } else {
+          value.push_back(lit[i++]);
+        }
+      }
+      out.emplace_back(std::move(value));
+    } else {
+      const size_t start = i;
+      while (i < end && lit[i] != ',') {
+        // A bare element must not need quoting.
+        REQUIRE(lit[i] != '"');
+        REQUIRE(lit[i] != '{');
+        REQUIRE(lit[i] != '}');
+        REQUIRE(lit[i] != '\\');
+        ++i;
+      }
+      const std::string bare(lit.substr(start, i - start));
+      if (bare == "NULL") {
+        out.emplace_back(std::nullopt);
+      } else {
+        out.emplace_back(bare);
+      }
+    }
+    if (i == end) break;
+    REQUIRE(lit[i] == ',');
+    ++i;
+  }
+  return out;
+}
+
+TEST_CASE("EventBatch: empty") {
+  EventBatch b;
+  CHECK(b.empty());
+  CHECK(b.size() == 0);
+  for (const std::string& lit : {b.triggers(), b.types(), b.statuses(), b.payloads(),
+                                 b.timestamps(), b.lsns(), b.seqs(), b.remarks()}) {
+    CHECK(lit == "{}");
+  }
+}
+
+TEST_CASE("EventBatch: one event") {
+  EventBatch b;
+  b.Add("orders_ins", "DB_INSERT", R"({"db":"d","doc":{"id":1}})", "2026-11-28 04:06:36.9+00",
+        *Lsn::Parse("0/1546F70"), 1);
+  CHECK_FALSE(b.empty());
+  CHECK(b.size() == 1);
+  CHECK(b.triggers() == R"({"orders_ins"})");
+  CHECK(b.types() == R"({"DB_INSERT"})");
+  CHECK(b.statuses() == R"({"staged"})");
+  CHECK(b.payloads() == R"({"{\"db\":\"d\",\"doc\":{\"id\":1}}"})");
+  CHECK(b.timestamps() == R"({"2026-11-28 04:06:36.9+00"})");
+  CHECK(b.lsns() == "{0/1546F70}");
+  CHECK(b.seqs() == "{1}");
+  CHECK(b.remarks() == "{NULL}");
+  CHECK(b.bytes() == b.payloads().size() - 1);  // the open literal, without "}"
+}
+
+TEST_CASE("EventBatch: several events line up") {
+  EventBatch b;
+  b.Add("a", "DB_INSERT", "{}", "ts1", Lsn(0x10), 1);
+  b.Add("b", "DB_UPDATE", "[]", "ts2", Lsn((uint64_t{2} << 32) | 0xAB), 2);
+  b.Add("c", "CUSTOM", "null", "ts3", Lsn(0), -3);
+  CHECK(b.size() == 3);
+  CHECK(b.triggers() == R"({"a","b","c"})");
+  CHECK(b.types() == R"({"DB_INSERT","DB_UPDATE","CUSTOM"})");
+  CHECK(b.statuses() == R"({"staged","staged","staged"})");
+  CHECK(b.payloads() == R"({"{}","[]","null"})");
+  CHECK(b.timestamps() == R"({"ts1","ts2","ts3"})");
+  CHECK(b.lsns() == "{0/10,2/AB,0/0}");
+  CHECK(b.seqs() == "{1,2,-3}");
+  CHECK(b.remarks() == "{NULL,NULL,NULL}");
+  // Every column has one element per event.
+  for (const std::string& lit : {b.triggers(), b.types(), b.statuses(), b.payloads(),
+                                 b.timestamps(), b.lsns(), b.seqs(), b.remarks()}) {
+    CAPTURE(lit);
+    CHECK(ParseLiteral(lit).size() == 3);
+  }
+}
+
+TEST_CASE("AppendArrayElement escapes what array_in would misread") {
+  const std::vector<std::string> values = {
+      "plain",
+      "with \"quotes\"",
+      "back\\slash",
+      "trailing backslash \\",
+      "a,b",
+      "{braces}",
+      "}",
+      "{",
+      "line\nbreak\r\n",
+      "tab\there",
+      " leading and trailing spaces ",
+      "",
+      "NULL",
+      "null",
+      "\"",
+      "\\\"",
+      "caf\xC3\xA9 \xF0\x9F\x98\x80",
+      R"({"k":"v \"q\" \\ ,{}"})",
+  };
+  std::string lit = "{";
+  for (const std::string& v : values) AppendArrayElement(&lit, v);
+  lit.push_back('}');
+  const auto back = ParseLiteral(lit);
+  REQUIRE(back.size() == values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    CAPTURE(values[i]);
+    REQUIRE(back[i].has_value());  // quoted "NULL" is the string, not SQL null
+    CHECK(*back[i] == values[i]);
+  }
+  SUBCASE("the exact text") {
+    std::string one = "{";
+    AppendArrayElement(&one, "a\"b\\c,d{e}\nf");
+    CHECK(one == "{\"a\\\"b\\\\c,d{e}\nf\"");
+    AppendArrayElement(&one, "");
+    CHECK(one == "{\"a\\\"b\\\\c,d{e}\nf\",\"\"");
+  }
+}
+
+TEST_CASE("EventBatch: payload and names with special characters round-trip") {
+  EventBatch b;
+  const std::string payload = R"({"doc":{"s":"a,b {c} \"d\" \\e","n":null},"nl":"x)"
+                              "\n"
+                              R"("})";
+  b.Add("trig\"name", "TYPE,WITH{}", payload, "2026-11-28 04:06:36+00", Lsn(1), 1);
+  b.Add("t2", "DB_DELETE", "\\", "ts", Lsn(2), 2);
+  const auto triggers = ParseLiteral(b.triggers());
+  const auto types = ParseLiteral(b.types());
+  const auto payloads = ParseLiteral(b.payloads());
+  REQUIRE(triggers.size() == 2);
+  REQUIRE(payloads.size() == 2);
+  CHECK(*triggers[0] == "trig\"name");
+  CHECK(*types[0] == "TYPE,WITH{}");
+  CHECK(*payloads[0] == payload);
+  CHECK(*payloads[1] == "\\");
+}
+
+TEST_CASE("EventBatch: a payload over kMaxEventBytes is stored failed") {
+  EventBatch b;
+  b.Add("small", "DB_INSERT", "{}", "ts", Lsn(1), 1);
+  const std::string big(kMaxEventBytes + 1, 'x');
+  b.Add("big", "DB_INSERT", big, "ts", Lsn(1), 2);
+  CHECK(b.size() == 2);
+  CHECK(b.statuses() == R"({"staged","failed"})");
+  CHECK(b.payloads() == R"({"{}","null"})");
+  CHECK(b.bytes() < 100);  // the big payload is not kept
+  const auto remarks = ParseLiteral(b.remarks());
+  REQUIRE(remarks.size() == 2);
+  CHECK_FALSE(remarks[0].has_value());
+  REQUIRE(remarks[1].has_value());
+  CHECK(remarks[1]->find(std::to_string(kMaxEventBytes + 1)) != std::string::npos);
+  CHECK(remarks[1]->find("8 MiB") != std::string::npos);
+  // The other columns still line up.
+  CHECK(ParseLiteral(b.triggers()).size() == 2);
+  CHECK(b.seqs() == "{1,2}");
+  CHECK(b.lsns() == "{0/1,0/1}");
+
+  SUBCASE("exactly kMaxEventBytes is still sent") {
+    EventBatch edge;
+    const std::string limit(kMaxEventBytes, 'y');
+    edge.Add("edge", "DB_INSERT", limit, "ts", Lsn(1), 1);
+    CHECK(edge.statuses() == R"({"staged"})");
+    CHECK(edge.remarks() == "{NULL}");
+    CHECK(edge.bytes() == kMaxEventBytes + 3);  // "{" and the two quotes
+  }
+}
+
+TEST_CASE("EventBatch: Clear resets everything") {
+  EventBatch b;
+  for (int i = 0; i < 10; ++i) {
+    b.Add("t", "DB_INSERT", "{\"i\":" + std::to_string(i) + "}", "ts", Lsn(i + 1), i);
+  }
+  b.Add("big", "DB_INSERT", std::string(kMaxEventBytes + 1, 'z'), "ts", Lsn(99), 99);
+  CHECK(b.size() == 11);
+  b.Clear();
+  CHECK(b.empty());
+  CHECK(b.size() == 0);
+  CHECK(b.bytes() == 1);
+  for (const std::string& lit : {b.triggers(), b.types(), b.statuses(), b.payloads(),
+                                 b.timestamps(), b.lsns(), b.seqs(), b.remarks()}) {
+    CHECK(lit == "{}");
+  }
+  SUBCASE("and it is usable again, without a stray separator") {
+    b.Add("again", "DB_DELETE", "{}", "ts", Lsn(5), 1);
+    CHECK(b.triggers() == R"({"again"})");
+    CHECK(b.lsns() == "{0/5}");
+    CHECK(b.seqs() == "{1}");
+    CHECK(b.remarks() == "{NULL}");
+  }
+  SUBCASE("the literals can be read many times") {
+    b.Add("x", "DB_DELETE", "{}", "ts", Lsn(5), 1);
+    CHECK(b.triggers() == b.triggers());
+    CHECK(b.size() == 1);
+  }
+}
+
+}  // namespace
+}  // namespace walhook

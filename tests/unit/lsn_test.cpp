@@ -33,24 +33,24 @@ TEST_CASE("Lsn::Parse reads Postgres's X/X form") {
 
 TEST_CASE("Lsn::Parse refuses anything else") {
   for (std::string_view bad : {
-           "",           // empty
-           "1",          // no slash
-           "/1",         // no high half
-           "1/",         // no low half
-           "/",          // neither
-           "G/1",        // not hex
-           "1/G",        // not hex
+           "",             // empty
+           "1",            // no slash
+           "/1",           // no high half
+           "1/",           // no low half
+           "/",            // neither
+           "G/1",          // not hex
+           "1/G",          // not hex
            "123456789/1",  // high half over 8 digits
            "1/123456789",  // low half over 8 digits
-           "0x1/1",      // a C prefix is not Postgres's form
-           "-1/1",       // no sign
+           "0x1/1",        // a C prefix is not Postgres's form
+           "-1/1",         // no sign
            "+1/1",
            "1/-1",
-           " 1/1",       // no white space
+           " 1/1",  // no white space
            "1/1 ",
            "1 /1",
            "1/ 1",
-           "1/2/3",      // one slash only
+           "1/2/3",  // one slash only
            "1//2",
            "1\\2",
        }) {
@@ -58,7 +58,10 @@ TEST_CASE("Lsn::Parse refuses anything else") {
     CHECK_FALSE(Lsn::Parse(bad));
   }
   SUBCASE("a NUL inside is not the end of the text") {
-    CHECK_FALSE(Lsn::Parse(std::string_view("1/2\0" "3", 5)));
+    CHECK_FALSE(
+        Lsn::Parse(std::string_view("1/2\0"
+                                    "3",
+                                    5)));
   }
 }
 

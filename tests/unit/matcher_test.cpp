@@ -1,1 +1,267 @@
+#include "walhook/matcher.h"
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include <doctest/doctest.h>
+
+namespace walhook {
+namespace {
+
+Trigger Make(std::string name, std::string_view type, std::string schema = "",
+             std::string table = "", std::vector<std::string> columns = {}) {
+  Trigger t;
+  t.name = std::move(name);
+  t.type = std::string(type);
+  t.kind = ParseEventKind(type);
+  t.schema = std::move(schema);
+  t.table = std::move(table);
+  t.columns = std::move(columns);
+  return t;
+}
+
+TableInfo Table(std::string schema, std::string table, char replica_identity = 'd') {
+  TableInfo info;
+  info.schema = info.root_schema = std::move(schema);
+  info.table = info.root_table = std::move(table);
+  info.replica_identity = replica_identity;
+  return info;
+}
+
+Column Num(std::string_view name, std::string_view digits) {
+  return Column{name, "integer", ValueKind::kNumber, digits};
+}
+Column Str(std::string_view name, std::string_view text) {
+  return Column{name, "text", ValueKind::kString, text};
+}
+Column Null(std::string_view name) {
+  return Column{name, "text", ValueKind::kNull, {}};
+}
+
+Change RowChange(ChangeKind kind, std::string_view schema = "public",
+                 std::string_view table = "orders") {
+  Change c;
+  c.kind = kind;
+  c.schema = schema;
+  c.table = table;
+  if (kind != ChangeKind::kDelete) c.columns = {Num("id", "1"), Str("status", "new")};
+  if (kind != ChangeKind::kInsert) c.identity = {Num("id", "1")};
+  c.pk = {"id"};
+  return c;
+}
+
+std::vector<std::string> Names(const Matcher& m, const Change& c, const TableInfo& t) {
+  std::vector<const Trigger*> out;
+  m.Match(c, t, &out);
+  std::vector<std::string> names;
+  for (const Trigger* p : out) names.push_back(p->name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+using Names_ = std::vector<std::string>;
+
+TEST_CASE("Matcher: DB triggers match their kind of change") {
+  const Matcher m({Make("ins", "DB_INSERT", "public", "orders"),
+                   Make("upd", "DB_UPDATE", "public", "orders"),
+                   Make("del", "DB_DELETE", "public", "orders")});
+  const TableInfo orders = Table("public", "orders");
+  CHECK(Names(m, RowChange(ChangeKind::kInsert), orders) == Names_{"ins"});
+  CHECK(Names(m, RowChange(ChangeKind::kUpdate), orders) == Names_{"upd"});
+  CHECK(Names(m, RowChange(ChangeKind::kDelete), orders) == Names_{"del"});
+  SUBCASE("other change kinds fire nothing") {
+    for (ChangeKind k :
+         {ChangeKind::kTruncate, ChangeKind::kMessage, ChangeKind::kBegin, ChangeKind::kCommit}) {
+      CHECK(Names(m, RowChange(k), orders).empty());
+    }
+  }
+  SUBCASE("other tables fire nothing") {
+    CHECK(Names(m, RowChange(ChangeKind::kInsert, "public", "items"), Table("public", "items"))
+              .empty());
+    CHECK(Names(m, RowChange(ChangeKind::kInsert, "shop", "orders"), Table("shop", "orders"))
+              .empty());
+    CHECK(Names(m, RowChange(ChangeKind::kInsert, "public", "Orders"), Table("public", "Orders"))
+              .empty());
+  }
+}
+
+TEST_CASE("Matcher: an empty table_name means every table") {
+  const Matcher m(
+      {Make("all_ins", "DB_INSERT"), Make("orders_ins", "DB_INSERT", "public", "orders")});
+  CHECK(Names(m, RowChange(ChangeKind::kInsert), Table("public", "orders")) ==
+        Names_{"all_ins", "orders_ins"});
+  CHECK(Names(m, RowChange(ChangeKind::kInsert, "x", "y"), Table("x", "y")) == Names_{"all_ins"});
+  CHECK(Names(m, RowChange(ChangeKind::kDelete, "x", "y"), Table("x", "y")).empty());
+}
+
+TEST_CASE("Matcher: keeps only enabled, active DB triggers") {
+  Trigger disabled = Make("disabled", "DB_INSERT", "public", "orders");
+  disabled.enabled = false;
+  Trigger inactive = Make("inactive", "DB_INSERT", "public", "orders");
+  inactive.active = false;
+  Trigger any_disabled = Make("any_disabled", "DB_INSERT");
+  any_disabled.enabled = false;
+  const Matcher m({disabled, inactive, any_disabled, Make("file", "FILE_CREATE"),
+                   Make("custom", "ORDER_SHIPPED"),
+                   Make("file_on_table", "FILE_DELETE", "public", "orders"),
+                   Make("ok", "DB_INSERT", "public", "orders")});
+  CHECK(Names(m, RowChange(ChangeKind::kInsert), Table("public", "orders")) == Names_{"ok"});
+  REQUIRE(m.triggers().size() == 1);
+  CHECK(m.triggers()[0].name == "ok");
+  CHECK_FALSE(m.empty());
+
+  SUBCASE("nothing left is empty") {
+    const Matcher none({disabled, Make("file", "FILE_CREATE")});
+    CHECK(none.empty());
+    CHECK(Names(none, RowChange(ChangeKind::kInsert), Table("public", "orders")).empty());
+    const Matcher def;
+    CHECK(def.empty());
+    CHECK(Names(def, RowChange(ChangeKind::kInsert), Table("public", "orders")).empty());
+  }
+}
+
+TEST_CASE("Matcher: partitions") {
+  TableInfo leaf = Table("public", "orders_2026");
+  leaf.root_schema = "sales";
+  leaf.root_table = "orders";
+  const Change c = RowChange(ChangeKind::kInsert, "public", "orders_2026");
+
+  SUBCASE("a trigger on the root matches a leaf change") {
+    const Matcher m({Make("root", "DB_INSERT", "sales", "orders")});
+    CHECK(Names(m, c, leaf) == Names_{"root"});
+  }
+  SUBCASE("a trigger on the leaf matches the leaf") {
+    const Matcher m({Make("leaf", "DB_INSERT", "public", "orders_2026")});
+    CHECK(Names(m, c, leaf) == Names_{"leaf"});
+  }
+  SUBCASE("a trigger on another leaf does not") {
+    const Matcher m({Make("other", "DB_INSERT", "public", "orders_2025")});
+    CHECK(Names(m, c, leaf).empty());
+  }
+  SUBCASE("root, leaf and every-table triggers each fire once") {
+    const Matcher m({Make("root", "DB_INSERT", "sales", "orders"),
+                     Make("leaf", "DB_INSERT", "public", "orders_2026"), Make("all", "DB_INSERT")});
+    std::vector<const Trigger*> out;
+    m.Match(c, leaf, &out);
+    CHECK(out.size() == 3);
+    CHECK(Names(m, c, leaf) == Names_{"all", "leaf", "root"});
+  }
+  SUBCASE("a change on the root table itself, not a partition") {
+    const Matcher m({Make("root", "DB_INSERT", "sales", "orders")});
+    CHECK(Names(m, RowChange(ChangeKind::kInsert, "sales", "orders"), Table("sales", "orders")) ==
+          Names_{"root"});
+  }
+}
+
+TEST_CASE("Matcher: several triggers on one table all match, each once") {
+  const Matcher m({Make("a", "DB_UPDATE", "public", "orders"),
+                   Make("b", "DB_UPDATE", "public", "orders"),
+                   Make("c", "DB_UPDATE", "public", "orders", {"status"}),
+                   Make("d", "DB_INSERT", "public", "orders")});
+  std::vector<const Trigger*> out;
+  m.Match(RowChange(ChangeKind::kUpdate), Table("public", "orders"), &out);
+  REQUIRE(out.size() == 3);
+  std::vector<const Trigger*> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+  for (const Trigger* t : out) {
+    // The pointers are into the matcher's own list.
+    CHECK(t >= m.triggers().data());
+    CHECK(t < m.triggers().data() + m.triggers().size());
+  }
+}
+
+TEST_CASE("Matcher: Match appends to what is already in out") {
+  const Matcher m({Make("a", "DB_INSERT")});
+  const Trigger outside = Make("outside", "DB_INSERT");
+  std::vector<const Trigger*> out = {&outside};
+  m.Match(RowChange(ChangeKind::kInsert), Table("public", "orders"), &out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0] == &outside);
+  CHECK(out[1]->name == "a");
+  // A second Match appends again: the matcher does not dedupe across calls.
+  m.Match(RowChange(ChangeKind::kInsert), Table("public", "orders"), &out);
+  CHECK(out.size() == 3);
+}
+
+// An UPDATE of orders(id, status, note, big) under REPLICA IDENTITY FULL.
+Change FullUpdate(std::vector<Column> now, std::vector<Column> before) {
+  Change c;
+  c.kind = ChangeKind::kUpdate;
+  c.schema = "public";
+  c.table = "orders";
+  c.columns = std::move(now);
+  c.identity = std::move(before);
+  c.pk = {"id"};
+  return c;
+}
+
+TEST_CASE("Matcher: DB_UPDATE with columns") {
+  const Matcher m({Make("status", "DB_UPDATE", "public", "orders", {"status"}),
+                   Make("note_or_big", "DB_UPDATE", "public", "orders", {"note", "big"}),
+                   Make("any", "DB_UPDATE", "public", "orders")});
+  const TableInfo full = Table("public", "orders", 'f');
+  const TableInfo def = Table("public", "orders", 'd');
+  const std::vector<Column> old_row = {Num("id", "1"), Str("status", "new"), Null("note"),
+                                       Str("big", "long")};
+
+  SUBCASE("FULL: a changed column fires") {
+    const Change c = FullUpdate(
+        {Num("id", "1"), Str("status", "paid"), Null("note"), Str("big", "long")}, old_row);
+    CHECK(Names(m, c, full) == Names_{"any", "status"});
+  }
+  SUBCASE("FULL: unchanged values do not") {
+    const Change c = FullUpdate(
+        {Num("id", "1"), Str("status", "new"), Null("note"), Str("big", "long")}, old_row);
+    CHECK(Names(m, c, full) == Names_{"any"});
+  }
+  SUBCASE("FULL: null to a value, and a value to null, are changes") {
+    const Change to_value = FullUpdate(
+        {Num("id", "1"), Str("status", "new"), Str("note", ""), Str("big", "long")}, old_row);
+    CHECK(Names(m, to_value, full) == Names_{"any", "note_or_big"});
+    const Change to_null =
+        FullUpdate({Num("id", "1"), Null("status"), Null("note"), Str("big", "long")}, old_row);
+    CHECK(Names(m, to_null, full) == Names_{"any", "status"});
+  }
+  SUBCASE("FULL: the same text as a number and as a string is a change") {
+    const Change c = FullUpdate({Num("id", "1"), Str("status", "new"), Null("note"),
+                                 Column{"big", "text", ValueKind::kNumber, "long"}},
+                                old_row);
+    CHECK(Names(m, c, full) == Names_{"any", "note_or_big"});
+  }
+  SUBCASE("FULL: a column absent from the new row (unchanged TOAST) is unchanged") {
+    const Change c = FullUpdate({Num("id", "1"), Str("status", "new"), Null("note")}, old_row);
+    CHECK(Names(m, c, full) == Names_{"any"});
+  }
+  SUBCASE("FULL: a column the old row lacks counts as changed") {
+    const Change c =
+        FullUpdate({Num("id", "1"), Str("status", "new"), Null("note"), Str("big", "long")},
+                   {Num("id", "1"), Null("note"), Str("big", "long")});
+    CHECK(Names(m, c, full) == Names_{"any", "status"});
+  }
+  SUBCASE("not FULL: every UPDATE fires, the old row being only the key") {
+    const Change c = FullUpdate(
+        {Num("id", "1"), Str("status", "new"), Null("note"), Str("big", "long")}, {Num("id", "1")});
+    CHECK(Names(m, c, def) == Names_{"any", "note_or_big", "status"});
+    CHECK(Names(m, c, Table("public", "orders", 'i')) == Names_{"any", "note_or_big", "status"});
+  }
+}
+
+TEST_CASE("AnyColumnChanged") {
+  const Change c = FullUpdate({Num("a", "1"), Num("b", "2.50")}, {Num("a", "1"), Num("b", "2.5")});
+  CHECK_FALSE(AnyColumnChanged({"a"}, c, true));
+  // Exact text: 2.50 and 2.5 print differently, so Postgres wrote a new value.
+  CHECK(AnyColumnChanged({"b"}, c, true));
+  CHECK(AnyColumnChanged({"a", "b"}, c, true));
+  CHECK_FALSE(AnyColumnChanged({"nope"}, c, true));
+  CHECK_FALSE(AnyColumnChanged({}, c, true));
+  SUBCASE("without the complete old row, always true") {
+    CHECK(AnyColumnChanged({"a"}, c, false));
+    CHECK(AnyColumnChanged({"nope"}, c, false));
+  }
+}
+
+}  // namespace
+}  // namespace walhook

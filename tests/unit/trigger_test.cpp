@@ -1,1 +1,125 @@
+#include "walhook/trigger.h"
+
+#include <string>
+#include <string_view>
+
 #include <doctest/doctest.h>
+
+namespace walhook {
+namespace {
+
+TEST_CASE("ParseEventKind and EventKindName") {
+  struct Row {
+    std::string_view name;
+    EventKind kind;
+  };
+  for (const Row& row :
+       {Row{"DB_INSERT", EventKind::kDbInsert}, Row{"DB_UPDATE", EventKind::kDbUpdate},
+        Row{"DB_DELETE", EventKind::kDbDelete}, Row{"FILE_CREATE", EventKind::kFileCreate},
+        Row{"FILE_DELETE", EventKind::kFileDelete}}) {
+    CAPTURE(row.name);
+    CHECK(ParseEventKind(row.name) == row.kind);
+    CHECK(EventKindName(row.kind) == row.name);
+    CHECK(EventKindName(ParseEventKind(row.name)) == row.name);
+  }
+  SUBCASE("anything else is custom, with an empty name") {
+    for (std::string_view custom : {"ORDER_SHIPPED", "db_insert", "DB_INSERT ", "DB_",
+                                    "DB_TRUNCATE", "FILE_", "", "dlq_orders"}) {
+      CAPTURE(custom);
+      CHECK(ParseEventKind(custom) == EventKind::kCustom);
+    }
+    CHECK(EventKindName(EventKind::kCustom).empty());
+  }
+}
+
+struct Parsed {
+  bool ok;
+  std::string schema;
+  std::string table;
+};
+
+Parsed Parse(std::string_view text) {
+  Parsed p{false, "untouched", "untouched"};
+  p.ok = ParseTableName(text, &p.schema, &p.table);
+  return p;
+}
+
+TEST_CASE("ParseTableName accepts one or two identifiers") {
+  auto check = [](std::string_view text, std::string_view schema, std::string_view table) {
+    CAPTURE(text);
+    const Parsed p = Parse(text);
+    REQUIRE(p.ok);
+    CHECK(p.schema == schema);
+    CHECK(p.table == table);
+  };
+  check("orders", "public", "orders");
+  check("shop.orders", "shop", "orders");
+  check("Shop.Orders", "shop", "orders");
+  check("ORDERS", "public", "orders");
+  check("\"Shop\".\"Orders\"", "Shop", "Orders");
+  check("\"Orders\"", "public", "Orders");
+  check("shop.\"Orders\"", "shop", "Orders");
+  check("\"Shop\".orders", "Shop", "orders");
+  check("_t", "public", "_t");
+  check("t1$x", "public", "t1$x");
+  check("s_2.t_3", "s_2", "t_3");
+  SUBCASE("quoted names keep what plain ones cannot hold") {
+    check("\"a.b\"", "public", "a.b");
+    check("\"with space\".\"1abc\"", "with space", "1abc");
+    check("\"say \"\"hi\"\"\"", "public", "say \"hi\"");
+  }
+  SUBCASE("non-ASCII letters are identifier characters") {
+    check("caf\xC3\xA9", "public", "caf\xC3\xA9");
+  }
+}
+
+TEST_CASE("ParseTableName refuses what is not one or two identifiers") {
+  for (std::string_view bad : {
+           "a.b.c",  "",
+           "1abc",   "a.",
+           ".a",     ".",
+           "a..b",   "s.1abc",
+           "a b",    " a",
+           "a ",     "a-b",
+           "a;drop",
+           "\"\"",    // empty quoted identifier
+           "\"a",     // unterminated
+           "\"a\"b",  // text after a quoted name
+           "\"a\".", "\"a\".\"b\".\"c\"",
+           "a.\"\"", "a.b\"",
+           "*",
+       }) {
+    CAPTURE(bad);
+    const Parsed p = Parse(bad);
+    CHECK_FALSE(p.ok);
+  }
+}
+
+TEST_CASE("TableInfo::is_partition") {
+  TableInfo t;
+  t.schema = t.root_schema = "public";
+  t.table = t.root_table = "orders";
+  CHECK_FALSE(t.is_partition());
+  t.table = "orders_2026";
+  CHECK(t.is_partition());
+  t.table = "orders";
+  t.root_schema = "other";
+  CHECK(t.is_partition());
+}
+
+TEST_CASE("Trigger defaults") {
+  Trigger t;
+  CHECK(t.kind == EventKind::kCustom);
+  CHECK(t.enabled);
+  CHECK(t.active);
+  CHECK(t.schema.empty());
+  CHECK(t.table.empty());
+  CHECK(t.columns.empty());
+  CHECK_FALSE(t.condition);
+  CHECK_FALSE(t.path_prefix);
+  TableInfo info;
+  CHECK(info.replica_identity == 'd');
+}
+
+}  // namespace
+}  // namespace walhook
