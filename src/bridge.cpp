@@ -274,7 +274,9 @@ class Streamer {
 
 Bridge::Bridge(Config config) : config_(std::move(config)) {}
 
-void Bridge::RequestStop() { g_stop = true; }
+void Bridge::RequestStop() {
+  g_stop = true;
+}
 
 // Prepares the slot; throws FatalError for setups the user must fix.
 static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {

@@ -130,8 +130,8 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
   cfg.command = args[0];
   const std::vector<std::string_view> commands = {"run", "init", "status", "drop"};
   if (std::find(commands.begin(), commands.end(), cfg.command) == commands.end()) {
-    return Status::Error(fmt::format("unknown command \"{}\" (run, init, status or drop)",
-                                     cfg.command));
+    return Status::Error(
+        fmt::format("unknown command \"{}\" (run, init, status or drop)", cfg.command));
   }
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, bool> from_cli;
@@ -187,8 +187,9 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
 
   cfg.source = get("source").value_or("");
   if (cfg.source.empty()) {
-    return Status::Error("--source: required (a libpq connection string or URI; or set "
-                         "WALHOOK_SOURCE)");
+    return Status::Error(
+        "--source: required (a libpq connection string or URI; or set "
+        "WALHOOK_SOURCE)");
   }
   cfg.eventing_db = get("eventing-db").value_or(cfg.source);
   cfg.slot = get("slot").value_or(cfg.slot);
@@ -216,6 +217,10 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
 
   auto secret = get("secret");
   auto secret_file = get("secret-file");
+  // The command line wins over the environment here too.
+  if (secret && secret_file && from_cli["secret"] != from_cli["secret-file"]) {
+    (from_cli["secret"] ? secret_file : secret).reset();
+  }
   if (secret && secret_file) {
     return Status::Error("--secret and --secret-file: give one, not both");
   }
@@ -226,13 +231,15 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     while (!cfg.secret.empty() && std::isspace(static_cast<unsigned char>(cfg.secret.back()))) {
       cfg.secret.pop_back();
     }
-    if (cfg.secret.empty()) return Status::Error(fmt::format("--secret-file: {} is empty", *secret_file));
+    if (cfg.secret.empty())
+      return Status::Error(fmt::format("--secret-file: {} is empty", *secret_file));
   } else if (secret) {
     cfg.secret = *secret;
   }
   if (cfg.secret.empty()) {
-    return Status::Error("--secret or --secret-file: required (the project secret for signing; "
-                         "prefer --secret-file or WALHOOK_SECRET, a flag shows in ps)");
+    return Status::Error(
+        "--secret or --secret-file: required (the project secret for signing; "
+        "prefer --secret-file or WALHOOK_SECRET, a flag shows in ps)");
   }
   cfg.signing_secret = get("signing-secret").value_or("");
   if (!cfg.signing_secret.empty() && cfg.signing_secret.rfind("whsec_", 0) != 0) {
@@ -252,14 +259,13 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     }
   }
   if (auto it = values.find("watch-dir"); it != values.end()) cfg.watch_dirs = it->second;
-  for (const auto& [name, target] :
-       std::vector<std::pair<std::string, std::chrono::seconds*>>{
+  for (const auto& [name, target] : std::vector<std::pair<std::string, std::chrono::seconds*>>{
            {"retention", &cfg.retention}, {"failed-retention", &cfg.failed_retention}}) {
     if (auto v = get(name)) {
       auto d = ParseDuration(*v);
       if (!d || d->count() < 1000) {
-        return Status::Error(fmt::format("--{}: \"{}\" is not a duration like 7d, 12h or 30m",
-                                         name, *v));
+        return Status::Error(
+            fmt::format("--{}: \"{}\" is not a duration like 7d, 12h or 30m", name, *v));
       }
       *target = std::chrono::duration_cast<std::chrono::seconds>(*d);
     }
@@ -267,8 +273,8 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
   if (auto v = get("heartbeat-interval")) {
     auto d = ParseDuration(*v);
     if (!d || d->count() < 100) {
-      return Status::Error(fmt::format(
-          "--heartbeat-interval: \"{}\" is not a duration of at least 100ms", *v));
+      return Status::Error(
+          fmt::format("--heartbeat-interval: \"{}\" is not a duration of at least 100ms", *v));
     }
     cfg.heartbeat_interval = *d;
   }

@@ -18,7 +18,9 @@
 namespace walhook {
 namespace {
 
-void OnSignal(int /*sig*/) { Bridge::RequestStop(); }
+void OnSignal(int /*sig*/) {
+  Bridge::RequestStop();
+}
 
 void InstallSignals() {
   struct sigaction sa {};
@@ -56,8 +58,8 @@ void PrintTable(const pqxx::result& rows) {
   for (const auto& r : rows) {
     line.clear();
     for (pqxx::row::size_type c = 0; c < rows.columns(); ++c) {
-      line += fmt::format("{}{:<{}}", c == 0 ? "" : " | ", r[c].c_str(),
-                          width[static_cast<size_t>(c)]);
+      line +=
+          fmt::format("{}{:<{}}", c == 0 ? "" : " | ", r[c].c_str(), width[static_cast<size_t>(c)]);
     }
     fmt::print("{}\n", line);
   }
@@ -138,4 +140,6 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace walhook
 
-int main(int argc, char** argv) { return walhook::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return walhook::Main(argc, argv);
+}

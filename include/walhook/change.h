@@ -35,8 +35,8 @@ struct Change {
 
   std::string_view schema;  // row changes and kTruncate
   std::string_view table;
-  std::vector<Column> columns;   // kInsert/kUpdate: the new row
-  std::vector<Column> identity;  // kUpdate/kDelete: the old key, or the old row (FULL)
+  std::vector<Column> columns;       // kInsert/kUpdate: the new row
+  std::vector<Column> identity;      // kUpdate/kDelete: the old key, or the old row (FULL)
   std::vector<std::string_view> pk;  // primary key column names (empty: none)
 
   bool transactional = false;  // kMessage

@@ -21,9 +21,15 @@ class Decoder {
   Status Decode(char* line, size_t length, Lsn wal_pos, Change* out);
 
  private:
-  // Each line is parsed into this pool; a line that fits needs no malloc.
+  // Values and the parser's stack live in pools cleared before each line, so
+  // a line that fits needs no malloc.
+  using Document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                              rapidjson::MemoryPoolAllocator<>>;
+  static constexpr size_t kStackBytes = 4 * 1024;
   char pool_buffer_[64 * 1024];
+  char stack_buffer_[16 * 1024];
   rapidjson::MemoryPoolAllocator<> alloc_{pool_buffer_, sizeof(pool_buffer_)};
+  rapidjson::MemoryPoolAllocator<> stack_alloc_{stack_buffer_, sizeof(stack_buffer_)};
 };
 
 }  // namespace walhook

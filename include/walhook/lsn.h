@@ -35,7 +35,6 @@ template <>
 struct fmt::formatter<walhook::Lsn> : fmt::formatter<std::string_view> {
   template <typename FormatContext>
   auto format(walhook::Lsn lsn, FormatContext& ctx) const {
-    return fmt::format_to(ctx.out(), "{:X}/{:X}", lsn.value() >> 32,
-                          lsn.value() & 0xffffffffu);
+    return fmt::format_to(ctx.out(), "{:X}/{:X}", lsn.value() >> 32, lsn.value() & 0xffffffffu);
   }
 };

@@ -21,8 +21,7 @@ class Matcher {
   // Appends to *out the triggers that `change` (kInsert/kUpdate/kDelete on the
   // table described by `table`) fires. A trigger on a partitioned table
   // matches its partitions; one on a leaf matches that leaf.
-  void Match(const Change& change, const TableInfo& table,
-             std::vector<const Trigger*>* out) const;
+  void Match(const Change& change, const TableInfo& table, std::vector<const Trigger*>* out) const;
 
   bool empty() const { return triggers_.empty(); }
   const std::vector<Trigger>& triggers() const { return triggers_; }

@@ -45,9 +45,9 @@ struct TableInfo {
   std::string table;
   std::string root_schema;  // the partitioned table at the top, or the same table
   std::string root_table;
-  char replica_identity = 'd';  // pg_class.relreplident: d, f (full), i (index), n
+  char replica_identity = 'd';                // pg_class.relreplident: d, f (full), i (index), n
   std::vector<std::string> identity_columns;  // replica identity index columns ('i')
-  std::vector<std::string> columns;  // every live column, in attnum order
+  std::vector<std::string> columns;           // every live column, in attnum order
   bool is_partition() const { return schema != root_schema || table != root_table; }
 };
 

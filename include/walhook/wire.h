@@ -15,7 +15,7 @@ namespace walhook {
 struct XLogData {
   Lsn data_start;
   Lsn wal_end;
-  int64_t send_time = 0;  // microseconds since 2000-01-01
+  int64_t send_time = 0;       // microseconds since 2000-01-01
   const char* data = nullptr;  // points into the message; NUL-terminated by libpq
   size_t size = 0;
 };

@@ -14,7 +14,9 @@ using rapidjson::Value;
 constexpr unsigned kParseFlags = rapidjson::kParseNumbersAsStringsFlag |
                                  rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag;
 
-std::string_view View(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+std::string_view View(const Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
 
 Status Malformed(Lsn wal_pos, std::string_view why) {
   return Status::Error(fmt::format("malformed wal2json line at {}: {}", wal_pos, why));
@@ -89,12 +91,13 @@ Status Decoder::Decode(char* line, size_t length, Lsn wal_pos, Change* out) {
   if (length == 0) return Malformed(wal_pos, "empty line");
   if (std::strlen(line) != length) return Malformed(wal_pos, "NUL byte inside the line");
   alloc_.Clear();
-  rapidjson::Document doc(&alloc_);
+  stack_alloc_.Clear();
+  Document doc(&alloc_, kStackBytes, &stack_alloc_);
   doc.ParseInsitu<kParseFlags>(line);
   if (doc.HasParseError()) {
-    return Malformed(wal_pos, fmt::format("{} at offset {}",
-                                          rapidjson::GetParseError_En(doc.GetParseError()),
-                                          doc.GetErrorOffset()));
+    return Malformed(
+        wal_pos, fmt::format("{} at offset {}", rapidjson::GetParseError_En(doc.GetParseError()),
+                             doc.GetErrorOffset()));
   }
   if (!doc.IsObject()) return Malformed(wal_pos, "not a JSON object");
   std::string_view action;
@@ -133,12 +136,10 @@ Status Decoder::Decode(char* line, size_t length, Lsn wal_pos, Change* out) {
       }
       return Status::Ok();
     }
-    default:
-      return Malformed(wal_pos, fmt::format("unknown action \"{}\"", action));
+    default: return Malformed(wal_pos, fmt::format("unknown action \"{}\"", action));
   }
-  if (!OptionalString(doc, "schema", &out->schema) ||
-      !OptionalString(doc, "table", &out->table) || out->schema.empty() ||
-      out->table.empty()) {
+  if (!OptionalString(doc, "schema", &out->schema) || !OptionalString(doc, "table", &out->table) ||
+      out->schema.empty() || out->table.empty()) {
     return Malformed(wal_pos, "row change without \"schema\" and \"table\"");
   }
   if (out->kind == ChangeKind::kTruncate) return Status::Ok();
@@ -159,8 +160,11 @@ Status Decoder::Decode(char* line, size_t length, Lsn wal_pos, Change* out) {
       out->pk.push_back(name);
     }
   }
+  // A table may have no columns at all ("columns":[]), but the member is there.
   const bool has_new = out->kind != ChangeKind::kDelete;
-  if (has_new && out->columns.empty()) return Malformed(wal_pos, "row change without \"columns\"");
+  if (has_new && !doc.HasMember("columns")) {
+    return Malformed(wal_pos, "row change without \"columns\"");
+  }
   if (out->kind == ChangeKind::kDelete && out->identity.empty()) {
     return Malformed(wal_pos, "delete without \"identity\"");
   }

@@ -6,8 +6,8 @@ namespace walhook {
 
 std::optional<Lsn> Lsn::Parse(std::string_view text) {
   const size_t slash = text.find('/');
-  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() ||
-      slash > 8 || text.size() - slash - 1 > 8) {
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() || slash > 8 ||
+      text.size() - slash - 1 > 8) {
     return std::nullopt;
   }
   uint32_t hi = 0;
@@ -21,6 +21,8 @@ std::optional<Lsn> Lsn::Parse(std::string_view text) {
   return Lsn((uint64_t{hi} << 32) | lo);
 }
 
-std::string Lsn::ToString() const { return fmt::format("{}", *this); }
+std::string Lsn::ToString() const {
+  return fmt::format("{}", *this);
+}
 
 }  // namespace walhook

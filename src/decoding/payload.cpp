@@ -14,7 +14,9 @@ const Column* Find(const std::vector<Column>& row, std::string_view name) {
   return nullptr;
 }
 
-rapidjson::SizeType Len(std::string_view s) { return static_cast<rapidjson::SizeType>(s.size()); }
+rapidjson::SizeType Len(std::string_view s) {
+  return static_cast<rapidjson::SizeType>(s.size());
+}
 
 }  // namespace
 
@@ -47,8 +49,8 @@ std::string_view PayloadBuilder::Build(const Change& change, const TableInfo& ta
   missing_.clear();
   JsonWriter w(buffer_);
   const bool full_old_row = table.replica_identity == 'f';
-  const std::vector<Column>* new_row = change.kind == ChangeKind::kDelete ? nullptr
-                                                                          : &change.columns;
+  const std::vector<Column>* new_row =
+      change.kind == ChangeKind::kDelete ? nullptr : &change.columns;
 
   // Columns the catalog knows that the new row lacks: wal2json leaves out
   // unchanged TOAST values. Fill them from the old row when it is complete.

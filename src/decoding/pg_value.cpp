@@ -21,7 +21,9 @@ bool IsPgSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -155,9 +157,8 @@ class Validator {
         bool ignored = false;
         return ParseBool(e.Text(scratch_), &ignored);
       }
-      case TypeClass::kJson:    // invalid JSON falls back to a string, never a failure
-      case TypeClass::kString:
-        return true;
+      case TypeClass::kJson:  // invalid JSON falls back to a string, never a failure
+      case TypeClass::kString: return true;
     }
     return false;
   }
@@ -205,9 +206,7 @@ class Emitter {
           writer_.String(text.data(), length, true);
         }
         return true;
-      case TypeClass::kString:
-        writer_.String(text.data(), length, true);
-        return true;
+      case TypeClass::kString: writer_.String(text.data(), length, true); return true;
     }
     return false;
   }

@@ -54,8 +54,7 @@ ReplicationStream::ReplicationStream(const std::string& conninfo, std::string sl
                           "walhook", nullptr};
   conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    ThrowServerError("replication connection failed", Trimmed(PQerrorMessage(conn_.get())),
-                     slot_);
+    ThrowServerError("replication connection failed", Trimmed(PQerrorMessage(conn_.get())), slot_);
   }
 }
 
@@ -80,8 +79,8 @@ ReplicationStream::Read ReplicationStream::Next(Message* out) {
   int n = PQgetCopyData(conn_.get(), &buf, /*async=*/1);
   if (n == 0) {
     if (PQconsumeInput(conn_.get()) == 0) {
-      throw SessionError(fmt::format("replication connection lost: {}",
-                                     Trimmed(PQerrorMessage(conn_.get()))));
+      throw SessionError(
+          fmt::format("replication connection lost: {}", Trimmed(PQerrorMessage(conn_.get()))));
     }
     n = PQgetCopyData(conn_.get(), &buf, 1);
     if (n == 0) return Read::kWouldBlock;
@@ -95,8 +94,7 @@ ReplicationStream::Read ReplicationStream::Next(Message* out) {
     // The COPY ended: read the final result to learn why.
     ResultPtr res(PQgetResult(conn_.get()), &PQclear);
     if (res && PQresultStatus(res.get()) == PGRES_FATAL_ERROR) {
-      ThrowServerError("replication stream ended", Trimmed(PQresultErrorMessage(res.get())),
-                       slot_);
+      ThrowServerError("replication stream ended", Trimmed(PQresultErrorMessage(res.get())), slot_);
     }
     return Read::kEnd;
   }
@@ -107,8 +105,8 @@ ReplicationStream::Read ReplicationStream::Next(Message* out) {
 void ReplicationStream::SendStatus(Lsn position, bool reply_requested) {
   const std::string msg = StandbyStatus(position, PgNowMicros(), reply_requested);
   if (PQputCopyData(conn_.get(), msg.data(), static_cast<int>(msg.size())) <= 0) {
-    throw SessionError(fmt::format("could not send standby status: {}",
-                                   Trimmed(PQerrorMessage(conn_.get()))));
+    throw SessionError(
+        fmt::format("could not send standby status: {}", Trimmed(PQerrorMessage(conn_.get()))));
   }
   Flush();
 }

@@ -31,8 +31,8 @@ std::string EventBatch::Closed(const std::string& literal) {
 
 void EventBatch::Clear() {
   size_ = 0;
-  for (std::string* s : {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_,
-                         &seqs_, &remarks_}) {
+  for (std::string* s :
+       {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_, &seqs_, &remarks_}) {
     s->clear();
     s->push_back('{');
   }

@@ -19,7 +19,9 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   return text;
 }
 
-std::string Channel(const std::string& schema) { return "walhook_triggers_" + schema; }
+std::string Channel(const std::string& schema) {
+  return "walhook_triggers_" + schema;
+}
 
 std::vector<std::string> JsonStrings(const std::string& text) {
   std::vector<std::string> out;
@@ -65,19 +67,22 @@ EventStore::EventStore(const std::string& conninfo, std::string schema, std::str
 
 EventStore::~EventStore() = default;
 
-std::string EventStore::Quoted() { return conn_.quote_name(schema_); }
+std::string EventStore::Quoted() {
+  return conn_.quote_name(schema_);
+}
 
 void EventStore::Migrate() {
   pqxx::work tx(conn_);
   tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema_);
   const std::string s = Quoted();
   tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
-  tx.exec(fmt::format(
-      "CREATE TABLE IF NOT EXISTS {}.schema_migrations (version int PRIMARY KEY, "
-      "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-      s));
+  tx.exec(
+      fmt::format("CREATE TABLE IF NOT EXISTS {}.schema_migrations (version int PRIMARY KEY, "
+                  "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                  s));
   int applied = 0;
-  const auto row = tx.exec1(fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations", s));
+  const auto row =
+      tx.exec1(fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations", s));
   applied = row[0].as<int>();
   const std::string channel = tx.quote(Channel(schema_));  // a quoted literal
   for (const Migration& m : Migrations()) {
@@ -85,8 +90,9 @@ void EventStore::Migrate() {
     std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
     sql = ReplaceAll(sql, "'@channel@'", channel);
     tx.exec(sql);
-    tx.exec_params(fmt::format("INSERT INTO {}.schema_migrations (version, name) VALUES ($1, $2)", s),
-                   m.version, std::string(m.name));
+    tx.exec_params(
+        fmt::format("INSERT INTO {}.schema_migrations (version, name) VALUES ($1, $2)", s),
+        m.version, std::string(m.name));
   }
   tx.commit();
 }
@@ -102,7 +108,9 @@ bool EventStore::TriggersChanged() {
   return changed;
 }
 
-int EventStore::socket() const { return conn_.sock(); }
+int EventStore::socket() const {
+  return conn_.sock();
+}
 
 std::vector<Trigger> EventStore::LoadTriggers() {
   pqxx::read_transaction tx(conn_);
@@ -146,8 +154,8 @@ void EventStore::WriteTriggerHealth(const std::vector<TriggerHealth>& health) {
   blocking += "}";
   pqxx::work tx(conn_);
   const std::string s = Quoted();
-  tx.exec_params(fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])", s),
-                 names);
+  tx.exec_params(
+      fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])", s), names);
   tx.exec_params(
       fmt::format("INSERT INTO {0}.trigger_health (trigger_name, last_error, blocking) "
                   "SELECT * FROM unnest($1::text[], $2::text[], $3::bool[]) "
@@ -225,8 +233,8 @@ SlotState SourceCatalog::Slot(const std::string& slot) {
   SlotState s;
   if (rows.empty()) {
     // A slot of that name for another database is a setup error too.
-    const auto other = tx.exec_params(
-        "SELECT database FROM pg_replication_slots WHERE slot_name = $1", slot);
+    const auto other =
+        tx.exec_params("SELECT database FROM pg_replication_slots WHERE slot_name = $1", slot);
     if (!other.empty()) {
       throw FatalError(kExitSetup,
                        fmt::format("replication slot \"{}\" belongs to another database ({}); "
@@ -321,8 +329,7 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     };
     if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete ||
         t.kind == EventKind::kCustom) {
-      fail(fmt::format("{} triggers are not supported by this walhook version yet", t.type),
-           true);
+      fail(fmt::format("{} triggers are not supported by this walhook version yet", t.type), true);
       continue;
     }
     if (t.condition.has_value()) {

@@ -46,8 +46,7 @@ Matcher::Matcher(std::vector<Trigger> triggers) {
   }
 }
 
-bool Matcher::Fires(const Trigger& trigger, const Change& change,
-                    const TableInfo& table) const {
+bool Matcher::Fires(const Trigger& trigger, const Change& change, const TableInfo& table) const {
   if (trigger.kind != KindOf(change.kind)) return false;
   if (trigger.kind == EventKind::kDbUpdate && !trigger.columns.empty()) {
     return AnyColumnChanged(trigger.columns, change, table.replica_identity == 'f');

@@ -4,10 +4,10 @@
 #include <signal.h>
 
 #include <doctest/doctest.h>
-#include <pqxx/pqxx>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <pqxx/pqxx>
 
 #include <atomic>
 #include <fstream>
@@ -43,10 +43,9 @@ void Exec(const std::string& conninfo, const std::string& sql) {
 
 std::vector<std::string> RunArgs(const TempPostgres& pg, const std::string& node,
                                  const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {WalhookBinary(), "run",       "--source",
-                                   pg.conninfo(),   "--secret",  kSecret,
-                                   "--node-id",     node,        "--heartbeat-interval",
-                                   "300ms"};
+  std::vector<std::string> args = {
+      WalhookBinary(), "run",       "--source", pg.conninfo(),          "--secret",
+      kSecret,         "--node-id", node,       "--heartbeat-interval", "300ms"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -60,7 +59,8 @@ std::unique_ptr<Process> StartWalhook(const TempPostgres& pg, const std::string&
         try {
           return QL(pg.conninfo(),
                     "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                    "AND node_id = '" + node + "'") == 1;
+                    "AND node_id = '" +
+                        node + "'") == 1;
         } catch (const std::exception&) {
           return false;
         }
@@ -152,7 +152,8 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
                      Q(db, "SELECT 'items'::regclass::oid") + "") > 0);
     Exec(db, "UPDATE items SET note = 'second' WHERE id = 9007199254740993");
     Exec(db, "DELETE FROM items WHERE id = 9007199254740993");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%'", 3));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%'", 3));
 
     auto ins = Json(Payload(db, "trigger_name = 'items_insert'"));
     CHECK(Str(ins["db"]) == "\"postgres\"");
@@ -175,8 +176,9 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
     // REPLICA IDENTITY DEFAULT: the unchanged TOAST value is not known.
     CHECK(!upd["doc"].HasMember("big"));
     CHECK(Str(upd["unchanged_toast"]) == "[\"big\"]");
-    CHECK(Payload(db, "trigger_name = 'items_update'").find("\"before\":{\"id\":9007199254740993}") !=
-          std::string::npos);
+    CHECK(
+        Payload(db, "trigger_name = 'items_update'").find("\"before\":{\"id\":9007199254740993}") !=
+        std::string::npos);
 
     auto del = Json(Payload(db, "trigger_name = 'items_delete'"));
     CHECK(del["doc"].IsNull());
@@ -184,16 +186,20 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
           std::string::npos);
 
     // Every row: staged, ts = event_ts = commit time, source position set.
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%' "
-                 "AND status = 'staged' AND ts = event_ts AND source_lsn IS NOT NULL "
-                 "AND source_seq = 1 AND attempts = 0") == 3);
+    CHECK(QL(db,
+             "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%' "
+             "AND status = 'staged' AND ts = event_ts AND source_lsn IS NOT NULL "
+             "AND source_seq = 1 AND attempts = 0") == 3);
   }
 
   SUBCASE("REPLICA IDENTITY FULL fills unchanged TOAST from the old row") {
-    Exec(db, "INSERT INTO items_full VALUES (1, (SELECT string_agg(md5(i::text), '') FROM "
-             "generate_series(1, 400) i), 'a')");
+    Exec(db,
+         "INSERT INTO items_full VALUES (1, (SELECT string_agg(md5(i::text), '') FROM "
+         "generate_series(1, 400) i), 'a')");
     Exec(db, "UPDATE items_full SET note = 'b'");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_full_update'", 1));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_full_update'",
+        1));
     auto upd = Json(Payload(db, "trigger_name = 'items_full_update'"));
     CHECK(upd["doc"]["big"].GetStringLength() == 400 * 32);
     CHECK(!upd.HasMember("unchanged_toast"));
@@ -204,31 +210,40 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
   SUBCASE("TRUNCATE makes no event; the changes around it do") {
     Exec(db, "INSERT INTO items (id) VALUES (1), (2)");
     Exec(db, "BEGIN; TRUNCATE items; INSERT INTO items (id) VALUES (3); COMMIT;");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_insert'", 3));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_insert'", 3));
     std::this_thread::sleep_for(300ms);
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_delete'") == 0);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items_delete'") ==
+          0);
     CHECK(walhook->Output().find("TRUNCATE of public.items") != std::string::npos);
     // Position in the transaction counts the TRUNCATE: the insert after it is second.
-    CHECK(QL(db, "SELECT source_seq FROM eventing.event_logs WHERE payload->'doc'->>'id' = '3'") == 2);
+    CHECK(QL(db, "SELECT source_seq FROM eventing.event_logs WHERE payload->'doc'->>'id' = '3'") ==
+          2);
   }
 
   SUBCASE("a table without a primary key: inserts fire, last_error explains") {
     Exec(db, "INSERT INTO nokey VALUES (1, 'a')");
     Exec(db, "UPDATE nokey SET y = 'b'");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_insert'", 1));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_insert'", 1));
     auto ins = Json(Payload(db, "trigger_name = 'nokey_insert'"));
     CHECK(ins["find"].IsNull());
-    const std::string err = Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'");
+    const std::string err =
+        Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'");
     CHECK(err.find("REPLICA IDENTITY FULL") != std::string::npos);
-    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'") == "t");
-    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_update'") == "f");
+    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_insert'") ==
+          "t");
+    CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'nokey_update'") ==
+          "f");
     std::this_thread::sleep_for(500ms);
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_update'") == 0);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_update'") ==
+          0);
   }
 
   SUBCASE("a partitioned table's trigger matches its partitions") {
     Exec(db, "INSERT INTO measures VALUES (1, 'paris')");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'measures_insert'", 1));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'measures_insert'", 1));
     auto ins = Json(Payload(db, "trigger_name = 'measures_insert'"));
     CHECK(Str(ins["col"]) == "\"measures\"");
     CHECK(Str(ins["partition"]) == "\"measures_paris\"");
@@ -239,10 +254,14 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
     AddTrigger(db, "everything", "DB_INSERT", "NULL");
     std::this_thread::sleep_for(1500ms);
     Exec(db, "INSERT INTO nokey VALUES (7, 'seven')");
-    REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'", 1));
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'", 1));
     std::this_thread::sleep_for(1500ms);  // several node-status writes and batches later
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'") == 1);
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->>'schema' = 'eventing'") == 0);
+    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'everything'") ==
+          1);
+    CHECK(
+        QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->>'schema' = 'eventing'") ==
+        0);
   }
 
   walhook->Signal(SIGTERM);
@@ -255,7 +274,8 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   Init(pg);
   Exec(db, "CREATE TABLE signups (id serial PRIMARY KEY, email text)");
   auto walhook = StartWalhook(pg);
-  const std::string count = "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome'";
+  const std::string count =
+      "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome'";
 
   Exec(db, "INSERT INTO signups (email) VALUES ('before@x')");
   AddTrigger(db, "welcome", "DB_INSERT", "'signups'");
@@ -270,10 +290,14 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   std::this_thread::sleep_for(1s);
   Exec(db, "INSERT INTO signups (email) VALUES ('enabled@x')");
   REQUIRE(WaitCount(db, count, 2, 5s));
-  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->'doc'->>'email' = 'disabled@x'") == 0);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE payload->'doc'->>'email' = "
+           "'disabled@x'") == 0);
 
   Exec(db, "DELETE FROM eventing.triggers WHERE name = 'welcome'");
-  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome' AND status = 'cancel'") == 2);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome' AND status = "
+           "'cancel'") == 2);
   std::this_thread::sleep_for(1s);
   Exec(db, "INSERT INTO signups (email) VALUES ('deleted@x')");
   std::this_thread::sleep_for(1s);
@@ -282,10 +306,12 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   // Definition errors show in trigger_status and leave the trigger inactive.
   AddTrigger(db, "ghost", "DB_INSERT", "'no_such_table'");
   AddTrigger(db, "cols", "DB_UPDATE", "'signups'", ", columns", ", '{nope}'");
-  REQUIRE(WaitFor([&] {
-    return Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'ghost'")
+  REQUIRE(WaitFor(
+      [&] {
+        return Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'ghost'")
                    .find("does not exist") != std::string::npos;
-  }, 3s));
+      },
+      3s));
   CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'ghost'") == "f");
   CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'cols'")
             .find("nope") != std::string::npos);
@@ -293,8 +319,11 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   // Bad rows are refused by the database itself.
   CHECK_THROWS(AddTrigger(db, "Bad Name", "DB_INSERT", "'signups'"));
   CHECK_THROWS(AddTrigger(db, "badtype", "DB_SOMETHING", "'signups'"));
-  CHECK_THROWS(Exec(db, "INSERT INTO eventing.triggers (name, type, url) VALUES ('x', 'DB_insert', 'ftp://a')"));
-  CHECK_THROWS(Exec(db, "INSERT INTO eventing.triggers (name, type, url, retries) VALUES ('x', 'DB_insert', 'http://a', -1)"));
+  CHECK_THROWS(Exec(
+      db, "INSERT INTO eventing.triggers (name, type, url) VALUES ('x', 'DB_insert', 'ftp://a')"));
+  CHECK_THROWS(Exec(db,
+                    "INSERT INTO eventing.triggers (name, type, url, retries) VALUES ('x', "
+                    "'DB_insert', 'http://a', -1)"));
   CHECK(walhook->Running());
 }
 
@@ -302,20 +331,26 @@ TEST_CASE("capture: DB_UPDATE columns are exact under REPLICA IDENTITY FULL") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(pg);
-  Exec(db, "CREATE TABLE users (id int PRIMARY KEY, email text, seen int);"
-           "CREATE TABLE users_full (id int PRIMARY KEY, email text, seen int);"
-           "ALTER TABLE users_full REPLICA IDENTITY FULL;"
-           "INSERT INTO users VALUES (1, 'a', 0); INSERT INTO users_full VALUES (1, 'a', 0);");
+  Exec(db,
+       "CREATE TABLE users (id int PRIMARY KEY, email text, seen int);"
+       "CREATE TABLE users_full (id int PRIMARY KEY, email text, seen int);"
+       "ALTER TABLE users_full REPLICA IDENTITY FULL;"
+       "INSERT INTO users VALUES (1, 'a', 0); INSERT INTO users_full VALUES (1, 'a', 0);");
   AddTrigger(db, "email_changed", "DB_UPDATE", "'users'", ", columns", ", '{email}'");
   AddTrigger(db, "email_changed_full", "DB_UPDATE", "'users_full'", ", columns", ", '{email}'");
   auto walhook = StartWalhook(pg);
   Exec(db, "UPDATE users SET seen = 1; UPDATE users_full SET seen = 1;");
   Exec(db, "UPDATE users SET email = 'b'; UPDATE users_full SET email = 'b';");
-  REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed'", 2));
-  REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed_full'", 1));
+  REQUIRE(WaitCount(
+      db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed'", 2));
+  REQUIRE(WaitCount(
+      db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'email_changed_full'", 1));
   CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'email_changed'")
             .find("REPLICA IDENTITY FULL makes columns exact") != std::string::npos);
-  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'email_changed_full'").empty());
+  CHECK(
+      Q(db,
+        "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'email_changed_full'")
+          .empty());
 }
 
 }  // namespace

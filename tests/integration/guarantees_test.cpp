@@ -41,17 +41,19 @@ void Exec(const std::string& conninfo, const std::string& sql) {
 
 std::vector<std::string> RunArgs(const std::string& source, const std::string& node,
                                  const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {WalhookBinary(), "run",       "--source", source,
-                                   "--secret",      kSecret,     "--node-id", node,
-                                   "--heartbeat-interval", "300ms"};
+  std::vector<std::string> args = {
+      WalhookBinary(),        "run",  "--source", source, "--secret", kSecret, "--node-id", node,
+      "--heartbeat-interval", "300ms"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
 
 bool IsStreaming(const std::string& eventing, const std::string& node) {
   try {
-    return QL(eventing, "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                        "AND node_id = '" + node + "'") == 1;
+    return QL(eventing,
+              "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
+              "AND node_id = '" +
+                  node + "'") == 1;
   } catch (const std::exception&) {
     return false;
   }
@@ -61,8 +63,8 @@ std::unique_ptr<Process> StartWalhook(const std::string& source, const std::stri
                                       const std::vector<std::string>& extra = {},
                                       const std::string& eventing = "") {
   auto p = std::make_unique<Process>(RunArgs(source, node, extra));
-  const bool ok = WaitFor([&] { return IsStreaming(eventing.empty() ? source : eventing, node); },
-                          20s, 100ms);
+  const bool ok =
+      WaitFor([&] { return IsStreaming(eventing.empty() ? source : eventing, node); }, 20s, 100ms);
   INFO(p->Output());
   REQUIRE(ok);
   return p;
@@ -119,7 +121,8 @@ TEST_CASE("guarantee: kill -9 during a write load and a Postgres restart lose an
         pqxx::connection c(db);
         while (!stop) {
           pqxx::work tx(c);
-          tx.exec("INSERT INTO load (v) SELECT g FROM generate_series(1, 1 + (random() * 3)::int) g");
+          tx.exec(
+              "INSERT INTO load (v) SELECT g FROM generate_series(1, 1 + (random() * 3)::int) g");
           tx.commit();
         }
       } catch (const std::exception&) {
@@ -143,18 +146,21 @@ TEST_CASE("guarantee: kill -9 during a write load and a Postgres restart lose an
   const long rows = QL(db, "SELECT count(*) FROM load");
   INFO("rows written: " << rows);
   REQUIRE(rows > 100);
-  const std::string events = "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load_insert'";
+  const std::string events =
+      "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load_insert'";
   const bool all = WaitFor([&] { return QL(db, events) >= rows; }, 60s, 200ms);
   INFO(walhook->Output());
   CHECK(all);
   CHECK(QL(db, events) == rows);
-  CHECK(QL(db, "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs "
-               "WHERE trigger_name = 'load_insert'") == rows);
+  CHECK(QL(db,
+           "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs "
+           "WHERE trigger_name = 'load_insert'") == rows);
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load_insert_too'") ==
         rows);
   // Every row of the table has its event.
-  CHECK(QL(db, "SELECT count(*) FROM load l WHERE NOT EXISTS (SELECT 1 FROM eventing.event_logs e "
-               "WHERE e.trigger_name = 'load_insert' AND (e.payload->'doc'->>'id')::bigint = l.id)") ==
+  CHECK(QL(db,
+           "SELECT count(*) FROM load l WHERE NOT EXISTS (SELECT 1 FROM eventing.event_logs e "
+           "WHERE e.trigger_name = 'load_insert' AND (e.payload->'doc'->>'id')::bigint = l.id)") ==
         0);
 }
 
@@ -169,9 +175,14 @@ TEST_CASE("guarantee: a 1 M-row transaction is captured whole in bounded memory"
   const auto start = std::chrono::steady_clock::now();
   Exec(db, "INSERT INTO bulk SELECT g, 'row ' || g FROM generate_series(1, 1000000) g");
   const bool all = WaitFor(
-      [&] { return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'bulk_insert'") == 1000000; },
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'bulk_insert'") ==
+               1000000;
+      },
       300s, 500ms);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const long peak = PeakRssKiB(walhook->pid());
   MESSAGE("1 M-row transaction captured in " << secs << " s; walhook peak RSS " << peak / 1024
                                              << " MiB (at start " << before / 1024 << " MiB)");
@@ -190,9 +201,13 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   AddInsertTrigger(db, "t_insert", "t");
   auto first = StartWalhook(db, "first");
   Process second(RunArgs(db, "second"));
-  REQUIRE(WaitFor([&] {
-    return QL(db, "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'second' AND role = 'standby'") == 1;
-  }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'second' AND role = "
+                  "'standby'") == 1;
+      },
+      10s));
   Exec(db, "INSERT INTO t VALUES (1)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
 
@@ -201,7 +216,8 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   const auto exited = std::chrono::steady_clock::now();
   const bool took_over = WaitFor([&] { return IsStreaming(db, "second"); }, 10s, 100ms);
   MESSAGE("standby took over after "
-          << std::chrono::duration<double>(std::chrono::steady_clock::now() - exited).count() << " s");
+          << std::chrono::duration<double>(std::chrono::steady_clock::now() - exited).count()
+          << " s");
   INFO(second.Output());
   REQUIRE(took_over);
   Exec(db, "INSERT INTO t VALUES (2)");
@@ -211,9 +227,13 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
 
   // kill -9 of the streaming node: its connection dies with it, the lock too.
   auto third = std::make_unique<Process>(RunArgs(db, "third"));
-  REQUIRE(WaitFor([&] {
-    return QL(db, "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'third' AND role = 'standby'") == 1;
-  }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'third' AND role = "
+                  "'standby'") == 1;
+      },
+      10s));
   second.Signal(SIGKILL);
   REQUIRE(WaitFor([&] { return IsStreaming(db, "third"); }, 10s, 100ms));
   Exec(db, "INSERT INTO t VALUES (3)");
@@ -228,12 +248,15 @@ TEST_CASE("setup: a slot held by another consumer is waited for, then streamed")
   AddInsertTrigger(db, "t_insert", "t");
   Process other({"/usr/lib/postgresql/15/bin/pg_recvlogical", "-d", db, "--slot", "walhook",
                  "--start", "-f", "/dev/null", "-o", "format-version=2"});
-  REQUIRE(WaitFor([&] {
-    return Q(db, "SELECT active FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
-  }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        return Q(db, "SELECT active FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
+      },
+      10s));
   Process walhook(RunArgs(db, "waiter"));
-  REQUIRE(WaitFor([&] { return walhook.Output().find("in use by another consumer") != std::string::npos; },
-                  15s));
+  REQUIRE(WaitFor(
+      [&] { return walhook.Output().find("in use by another consumer") != std::string::npos; },
+      15s));
   CHECK(walhook.Running());
   other.Signal(SIGTERM);
   CHECK(WaitFor([&] { return IsStreaming(db, "waiter"); }, 15s, 100ms));
@@ -250,10 +273,12 @@ TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
   const std::string other = pg.conninfo("other");
   Exec(other, "CREATE TABLE noise AS SELECT g FROM generate_series(1, 100000) g");
   const std::string target = Q(db, "SELECT pg_current_wal_lsn()::text");
-  const bool advanced = WaitFor([&] {
-    return Q(db, "SELECT confirmed_flush_lsn >= '" + target +
-                     "'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
-  }, 10s, 100ms);
+  const bool advanced = WaitFor(
+      [&] {
+        return Q(db, "SELECT confirmed_flush_lsn >= '" + target +
+                         "'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
+      },
+      10s, 100ms);
   INFO(walhook->Output());
   CHECK(advanced);
 }
@@ -264,7 +289,8 @@ TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is 
   const std::string src = source.conninfo();
   const std::string evt = eventing.conninfo();
   std::string out;
-  REQUIRE_MESSAGE(RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
+  REQUIRE_MESSAGE(
+      RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
   Exec(src, "CREATE TABLE orders (id int PRIMARY KEY)");
   AddInsertTrigger(evt, "orders_insert", "orders");
   auto walhook = StartWalhook(src, "split", {"--eventing-db", evt}, evt);
@@ -273,17 +299,20 @@ TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is 
 
   eventing.Stop();
   Exec(src, "INSERT INTO orders SELECT g FROM generate_series(2, 101) g");
-  for (int i = 0; i < 100; ++i) Exec(src, "INSERT INTO orders VALUES (" + std::to_string(1000 + i) + ")");
+  for (int i = 0; i < 100; ++i)
+    Exec(src, "INSERT INTO orders VALUES (" + std::to_string(1000 + i) + ")");
   std::this_thread::sleep_for(2s);
   CHECK(walhook->Running());
   eventing.Start();
-  const bool resumed = WaitFor([&] {
-    try {
-      return QL(evt, "SELECT count(*) FROM eventing.event_logs") == 201;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 60s, 250ms);
+  const bool resumed = WaitFor(
+      [&] {
+        try {
+          return QL(evt, "SELECT count(*) FROM eventing.event_logs") == 201;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      60s, 250ms);
   INFO(walhook->Output());
   CHECK(resumed);
   CHECK(QL(evt, "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs") == 201);
@@ -308,19 +337,23 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
   SUBCASE("bad flags exit 2 naming the flag") {
     CHECK(RunToExit({WalhookBinary(), "run", "--secret", "s"}, &out) == 2);
     CHECK(out.find("--source") != std::string::npos);
-    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--slot", "Bad-Slot"}, &out) == 2);
+    CHECK(
+        RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--slot", "Bad-Slot"},
+                  &out) == 2);
     CHECK(out.find("--slot") != std::string::npos);
     CHECK(RunToExit({WalhookBinary(), "run", "--source", "x"}, &out) == 2);
     CHECK(out.find("--secret") != std::string::npos);
     CHECK(RunToExit({WalhookBinary(), "frobnicate"}, &out) == 2);
-    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--bogus", "1"}, &out) == 2);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", "x", "--secret", "s", "--bogus", "1"},
+                    &out) == 2);
     CHECK(out.find("--bogus") != std::string::npos);
   }
   SUBCASE("wal_level not logical") {
     TempPostgres::Options o;
     o.wal_level = "replica";
     TempPostgres pg(o);
-    CHECK(RunToExit({WalhookBinary(), "run", "--source", pg.conninfo(), "--secret", "s"}, &out) == 1);
+    CHECK(RunToExit({WalhookBinary(), "run", "--source", pg.conninfo(), "--secret", "s"}, &out) ==
+          1);
     CHECK(out.find("wal_level") != std::string::npos);
     CHECK(CountLines(out, "\n") == 1);
   }
@@ -337,7 +370,8 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
     Init(pg.conninfo());
     Exec(pg.conninfo(), "CREATE ROLE app LOGIN");
     CHECK(RunToExit({WalhookBinary(), "run", "--source", pg.conninfo("postgres", "app"),
-                     "--eventing-db", pg.conninfo(), "--secret", "s"}, &out) == 1);
+                     "--eventing-db", pg.conninfo(), "--secret", "s"},
+                    &out) == 1);
     CHECK(out.find("REPLICATION") != std::string::npos);
     CHECK(CountLines(out, "\n") == 1);
   }
@@ -352,16 +386,19 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
       Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
     }
     Exec(db, "CHECKPOINT");
-    REQUIRE(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
+    REQUIRE(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
+            "lost");
     CHECK(RunToExit(RunArgs(db, "late"), &out) == 1);
     CHECK(out.find("lost") != std::string::npos);
     CHECK(out.find("walhook drop") != std::string::npos);
-    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
+    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
+          "lost");
     // The way back: drop, then run again.
     CHECK(RunToExit({WalhookBinary(), "drop", "--source", db}, &out) == 0);
     CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots") == 0);
     Init(db);
-    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") != "lost");
+    CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") !=
+          "lost");
   }
   SUBCASE("SIGTERM finishes, confirms and exits 0; status prints both views") {
     TempPostgres pg;

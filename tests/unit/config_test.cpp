@@ -341,6 +341,14 @@ TEST_CASE("config: --secret-file") {
   SUBCASE("not both") {
     const TempFile f("x");
     Fails(With(base, {"--secret", "s", "--secret-file", f.path()}), "--secret");
+    Fails(base, "--secret", {{"WALHOOK_SECRET", "s"}, {"WALHOOK_SECRET_FILE", f.path()}});
+  }
+  SUBCASE("the command line wins over the other one in the environment") {
+    const TempFile f("from-file");
+    CHECK(Ok(With(base, {"--secret-file", f.path()}), {{"WALHOOK_SECRET", "from-env"}}).secret ==
+          "from-file");
+    CHECK(Ok(With(base, {"--secret", "from-flag"}), {{"WALHOOK_SECRET_FILE", f.path()}}).secret ==
+          "from-flag");
   }
   SUBCASE("the error never shows the secret") {
     const Result<Config> r =

@@ -123,13 +123,12 @@ TEST_CASE("WritePgArray: numbers") {
           "[123456789012345678901234567890.000000000000001]");
   }
   SUBCASE("non-finite values and NULL become null") {
-    CHECK(ArrayJson("{NaN,Infinity,-Infinity,1}", TypeClass::kNumber) ==
-          "[null,null,null,1]");
+    CHECK(ArrayJson("{NaN,Infinity,-Infinity,1}", TypeClass::kNumber) == "[null,null,null,1]");
     CHECK(ArrayJson("{NULL,null,2}", TypeClass::kNumber) == "[null,null,2]");
   }
   SUBCASE("values that are not JSON numbers are malformed") {
-    for (std::string_view bad : {"{+1}", "{01}", "{1.}", "{.5}", "{1e}", "{1e+}", "{-}",
-                                 "{abc}", "{0x10}", "{1 2}", "{\"NULL\"}", "{\"\"}", "{--1}"}) {
+    for (std::string_view bad : {"{+1}", "{01}", "{1.}", "{.5}", "{1e}", "{1e+}", "{-}", "{abc}",
+                                 "{0x10}", "{1 2}", "{\"NULL\"}", "{\"\"}", "{--1}"}) {
       CAPTURE(bad);
       CHECK_FALSE(ArrayJson(bad, TypeClass::kNumber));
     }
@@ -148,8 +147,7 @@ TEST_CASE("WritePgArray: strings") {
           R"([null,"NULL",null,"","NULL"])");
   }
   SUBCASE("whitespace around elements is dropped, inside is kept") {
-    CHECK(ArrayJson("{  a b  , \"  c \" ,d\\ }", TypeClass::kString) ==
-          R"(["a b","  c ","d "])");
+    CHECK(ArrayJson("{  a b  , \"  c \" ,d\\ }", TypeClass::kString) == R"(["a b","  c ","d "])");
     CHECK(ArrayJson(" { a , b } \n", TypeClass::kString) == R"(["a","b"])");
   }
   SUBCASE("non-ASCII and control characters") {
@@ -166,8 +164,7 @@ TEST_CASE("WritePgArray: json elements") {
   CHECK(ArrayJson(R"({"{\"a\": 1}","[1, 2]",3,"\"s\"",NULL})", TypeClass::kJson) ==
         R"([{"a": 1},[1, 2],3,"s",null])");
   SUBCASE("text that is not JSON becomes a string") {
-    CHECK(ArrayJson(R"({"{\"a\": 1","x y",""})", TypeClass::kJson) ==
-          R"(["{\"a\": 1","x y",""])");
+    CHECK(ArrayJson(R"({"{\"a\": 1","x y",""})", TypeClass::kJson) == R"(["{\"a\": 1","x y",""])");
     CHECK(ArrayJson(R"({"1 2"})", TypeClass::kJson) == R"(["1 2"])");
   }
   SUBCASE("embedded NUL cannot smuggle trailing text") {
@@ -188,9 +185,9 @@ TEST_CASE("WritePgArray: dimension decoration and empty arrays") {
   CHECK(ArrayJson("[2]={1,2}", TypeClass::kNumber) == "[1,2]");
 
   SUBCASE("decoration that disagrees with the contents is malformed") {
-    for (std::string_view bad : {"[0:2]={1,2}", "[0:1][0:1]={1,2}", "[0:1]={{1,2},{3,4}}",
-                                 "[0:1]", "[0:1]{1,2}", "[a:b]={1,2}", "[0:1={1,2}",
-                                 "[1:99999999999]={1}", "=[0:1]{1,2}", "[]={1}"}) {
+    for (std::string_view bad :
+         {"[0:2]={1,2}", "[0:1][0:1]={1,2}", "[0:1]={{1,2},{3,4}}", "[0:1]", "[0:1]{1,2}",
+          "[a:b]={1,2}", "[0:1={1,2}", "[1:99999999999]={1}", "=[0:1]{1,2}", "[]={1}"}) {
       CAPTURE(bad);
       CHECK_FALSE(ArrayJson(bad, TypeClass::kNumber));
     }
@@ -199,30 +196,10 @@ TEST_CASE("WritePgArray: dimension decoration and empty arrays") {
 
 TEST_CASE("WritePgArray: malformed literals write nothing") {
   for (std::string_view bad : {
-           "",
-           " ",
-           "1,2",
-           "{",
-           "}",
-           "{1,2",
-           "{1,2}}",
-           "{{1,2}",
-           "{1,2} x",
-           "{1,2}{3}",
-           "{\"abc}",
-           "{\"abc\\\"}",
-           "{abc\\",
-           "{1,}",
-           "{,1}",
-           "{1,,2}",
-           "{a\"b\"}",
-           "{\"a\"b}",
-           "{a{b}}",
-           "{{1},2}",
-           "{1,{2}}",
-           "{{1,2},{3}}",
-           "{{1},{{2}}}",
-           "{{{{{{{1}}}}}}}",
+           "",           " ",       "1,2",     "{",           "}",           "{1,2",
+           "{1,2}}",     "{{1,2}",  "{1,2} x", "{1,2}{3}",    "{\"abc}",     "{\"abc\\\"}",
+           "{abc\\",     "{1,}",    "{,1}",    "{1,,2}",      "{a\"b\"}",    "{\"a\"b}",
+           "{a{b}}",     "{{1},2}", "{1,{2}}", "{{1,2},{3}}", "{{1},{{2}}}", "{{{{{{{1}}}}}}}",
            "[0:0]={1}x",
        }) {
     CAPTURE(bad);
@@ -291,9 +268,9 @@ TEST_CASE("WritePgArray: generated text arrays round-trip") {
 TEST_CASE("WritePgArray: random garbage never crashes and success means valid JSON") {
   std::mt19937 rng(20240601);
   const std::string_view alphabet = "{{}},,\"\\ NULtfe.-+0123456789[]:=xa\n";
-  const std::vector<std::string_view> seeds = {
-      "{1,2}", "{{t,f},{f,t}}", R"({"a\"b",NULL,"NULL"})", "[0:1]={1.5e-07,NaN}",
-      R"({"{\"k\": [1, 2]}",null})"};
+  const std::vector<std::string_view> seeds = {"{1,2}", "{{t,f},{f,t}}", R"({"a\"b",NULL,"NULL"})",
+                                               "[0:1]={1.5e-07,NaN}",
+                                               R"({"{\"k\": [1, 2]}",null})"};
   int successes = 0;
   for (int iteration = 0; iteration < 4000; ++iteration) {
     std::string literal;
@@ -307,16 +284,12 @@ TEST_CASE("WritePgArray: random garbage never crashes and success means valid JS
       for (int e = 0; e < edits && !literal.empty(); ++e) {
         const size_t at = rng() % literal.size();
         switch (rng() % 3) {
-          case 0:
-            literal.erase(at, 1);
-            break;
+          case 0: literal.erase(at, 1); break;
           case 1:
             literal.insert(literal.begin() + static_cast<std::ptrdiff_t>(at),
                            alphabet[rng() % alphabet.size()]);
             break;
-          default:
-            literal[at] = static_cast<char>(rng() % 256);
-            break;
+          default: literal[at] = static_cast<char>(rng() % 256); break;
         }
       }
     }
