@@ -29,6 +29,8 @@ std::atomic<bool> g_stop{false};
 constexpr size_t kBatchEvents = 5000;
 constexpr size_t kBatchBytes = 16u << 20;
 constexpr milliseconds kBatchAge{20};
+// Connections writing batches at once: two keep both cores busy under load.
+constexpr int kWriters = 2;
 constexpr milliseconds kStatusInterval{10000};
 constexpr milliseconds kReportInterval{1000};
 constexpr milliseconds kTriggerRecheck{10000};
@@ -89,7 +91,8 @@ class Streamer {
       // the writer is busy, so batches grow with the load instead of paying a
       // commit each; with the writer free, it goes when the stream is drained.
       const bool full = batch_.size() >= kBatchEvents || batch_.bytes() >= kBatchBytes;
-      if (full || ((drained || now - batch_started_ >= kBatchAge) && writer_.Idle())) Flush();
+      if (full || ((drained || now - batch_started_ >= kBatchAge) && writer_.CanTakeMore()))
+        Flush();
       confirmed_ = std::max(confirmed_, writer_.Durable());
       if (g_stop) {
         Flush();
@@ -333,8 +336,12 @@ void Bridge::Session() {
   }
 
   // The writer has a connection of its own, so writes overlap decoding.
-  EventStore writer_store(config_.eventing_db, config_.schema, config_.node_id);
-  BatchWriter writer(&writer_store);
+  std::vector<std::unique_ptr<EventStore>> writer_stores;
+  for (int i = 0; i < kWriters; ++i) {
+    writer_stores.push_back(
+        std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
+  }
+  BatchWriter writer(std::move(writer_stores), store.LastStoredLsn());
   Streamer streamer(config_, store, writer, catalog, slot.confirmed_flush);
   streamer.ReloadTriggers();
   const std::vector<std::pair<std::string, std::string>> options = {

@@ -1,17 +1,22 @@
 #pragma once
-// BatchWriter: writes event batches to event_logs on a thread of its own, so
-// decoding the next batch overlaps the write of the previous one (the
-// walsender and the inserting backend then use both cores). Batches commit in
-// the order submitted. Memory is bounded: Submit blocks while kMaxQueued
-// batches wait.
-// Thread-safety: Submit/Durable/Idle/Drain from one thread (the streamer).
+// BatchWriter: writes event batches to event_logs on threads of their own, each
+// with its own connection, so decoding overlaps writing and, under load, two
+// batches are written at once (the walsender, the inserting backends and
+// walhook then share both cores). Batches may commit out of order, but
+// Durable() only moves past a batch once it and every batch submitted before
+// it are committed. Memory is bounded: Submit blocks while kMaxPending
+// batches are queued or being written.
+// Thread-safety: Submit/Durable/Idle/CanTakeMore/Drain from one thread (the streamer).
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <exception>
+#include <map>
+#include <memory>
 #include <mutex>
-#include <string>
 #include <thread>
+#include <vector>
 
 #include "walhook/event_batch.h"
 #include "walhook/lsn.h"
@@ -22,22 +27,27 @@ class EventStore;
 
 class BatchWriter {
  public:
-  static constexpr size_t kMaxQueued = 2;
+  static constexpr size_t kMaxPending = 3;
 
-  // `store` is used only by the writer thread from now on.
-  explicit BatchWriter(EventStore* store);
-  ~BatchWriter();  // stops the thread; batches not yet written are dropped
+  // One writer thread per store; each store is used only by its thread.
+  // Batches whose events all have commit LSNs past `last_stored` are written
+  // without conflict handling (nothing there can be stored already).
+  BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored);
+  ~BatchWriter();  // stops the threads; batches not yet written are dropped
 
-  // Queues `batch` (moved from; left empty) to be written. Once it and every
-  // batch before it are committed, Durable() reaches `complete` (when valid):
-  // the end of the last whole transaction the batch holds. A batch may be
-  // empty and carry only `complete`. Rethrows the writer's failure, if any.
+  // Queues `batch` (moved from; left empty). Once it and every batch before it
+  // are committed, Durable() reaches `complete` (when valid): the end of the
+  // last whole transaction the batch holds. A batch may be empty and carry
+  // only `complete`. Rethrows a writer's failure, if any.
   void Submit(EventBatch* batch, Lsn complete);
 
-  // The highest `complete` whose batch is committed. Rethrows a failure.
+  // The highest `complete` whose batch and all before it are committed.
+  // Rethrows a failure.
   Lsn Durable();
   // Nothing queued or being written.
   bool Idle();
+  // A writer thread is free to start on a batch now.
+  bool CanTakeMore();
   // Waits until Idle. Rethrows a failure.
   void Drain();
   // Events inserted so far (not counting replayed duplicates).
@@ -45,22 +55,27 @@ class BatchWriter {
 
  private:
   struct Job {
+    uint64_t seq;
     EventBatch batch;
     Lsn complete;
   };
-  void Loop();
+  void Loop(EventStore* store);
   void RethrowLocked();
 
-  EventStore* store_;
+  std::vector<std::unique_ptr<EventStore>> stores_;
+  const Lsn last_stored_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
-  bool busy_ = false;
+  size_t busy_ = 0;
   bool stop_ = false;
+  uint64_t next_seq_ = 0;         // given to the next submitted batch
+  uint64_t durable_seq_ = 0;      // every batch below this one is committed
+  std::map<uint64_t, Lsn> done_;  // committed out of order, waiting for earlier ones
   Lsn durable_;
   uint64_t inserted_ = 0;
   std::exception_ptr error_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace walhook

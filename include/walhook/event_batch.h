@@ -26,6 +26,8 @@ class EventBatch {
            std::string_view commit_ts, Lsn commit_lsn, int seq);
 
   size_t size() const { return size_; }
+  // The commit LSN of the first event (the lowest: the stream is in commit order).
+  Lsn first_lsn() const { return first_lsn_; }
   bool empty() const { return size_ == 0; }
   size_t bytes() const { return payloads_.size(); }
   void Clear();
@@ -43,6 +45,7 @@ class EventBatch {
  private:
   static std::string Closed(const std::string& literal);
   size_t size_ = 0;
+  Lsn first_lsn_;
   std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
 };
 

@@ -50,9 +50,14 @@ class EventStore {
   std::vector<Trigger> LoadTriggers();
   void WriteTriggerHealth(const std::vector<TriggerHealth>& health);
 
-  // Writes the batch in one transaction; events already stored (same commit
-  // LSN, position and trigger) are skipped. Returns the number inserted.
-  size_t Insert(const EventBatch& batch);
+  // Writes the batch in one transaction. With `replay`, events already stored
+  // (same commit LSN, position and trigger) are skipped; without, one of them
+  // is an error (pqxx::unique_violation) that ends the session. Returns the
+  // number inserted.
+  size_t Insert(const EventBatch& batch, bool replay);
+  // The highest source_lsn stored (0/0 when none): batches wholly past it
+  // cannot hold a stored event.
+  Lsn LastStoredLsn();
 
   void Report(const NodeReport& report);
   void Forget();  // removes this node's status row (clean exit)

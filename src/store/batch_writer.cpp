@@ -4,7 +4,12 @@
 
 namespace walhook {
 
-BatchWriter::BatchWriter(EventStore* store) : store_(store), thread_([this] { Loop(); }) {}
+BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored)
+    : stores_(std::move(stores)), last_stored_(last_stored) {
+  for (auto& store : stores_) {
+    threads_.emplace_back([this, s = store.get()] { Loop(s); });
+  }
+}
 
 BatchWriter::~BatchWriter() {
   {
@@ -12,7 +17,7 @@ BatchWriter::~BatchWriter() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (std::thread& t : threads_) t.join();
 }
 
 void BatchWriter::RethrowLocked() {
@@ -21,9 +26,9 @@ void BatchWriter::RethrowLocked() {
 
 void BatchWriter::Submit(EventBatch* batch, Lsn complete) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || error_; });
+  cv_.wait(lock, [&] { return queue_.size() + busy_ < kMaxPending || error_; });
   RethrowLocked();
-  queue_.push_back(Job{std::move(*batch), complete});
+  queue_.push_back(Job{next_seq_++, std::move(*batch), complete});
   batch->Clear();
   cv_.notify_all();
 }
@@ -36,12 +41,17 @@ Lsn BatchWriter::Durable() {
 
 bool BatchWriter::Idle() {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.empty() && !busy_;
+  return queue_.empty() && busy_ == 0;
+}
+
+bool BatchWriter::CanTakeMore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.empty() && busy_ < threads_.size();
 }
 
 void BatchWriter::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
+  cv_.wait(lock, [&] { return (queue_.empty() && busy_ == 0) || error_; });
   RethrowLocked();
 }
 
@@ -50,29 +60,35 @@ uint64_t BatchWriter::inserted() {
   return inserted_;
 }
 
-void BatchWriter::Loop() {
+void BatchWriter::Loop(EventStore* store) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !error_); });
     if (stop_) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    busy_ = true;
+    ++busy_;
     lock.unlock();
     size_t n = 0;
     std::exception_ptr error;
     try {
-      if (!job.batch.empty()) n = store_->Insert(job.batch);
+      if (!job.batch.empty()) n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_);
     } catch (...) {
       error = std::current_exception();
     }
     lock.lock();
-    busy_ = false;
+    --busy_;
     if (error) {
       error_ = error;
     } else {
       inserted_ += n;
-      if (job.complete.valid() && job.complete > durable_) durable_ = job.complete;
+      done_.emplace(job.seq, job.complete);
+      // Advance over the committed prefix only.
+      for (auto it = done_.begin(); it != done_.end() && it->first == durable_seq_;
+           it = done_.erase(it)) {
+        if (it->second.valid() && it->second > durable_) durable_ = it->second;
+        ++durable_seq_;
+      }
     }
     cv_.notify_all();
   }

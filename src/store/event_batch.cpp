@@ -31,6 +31,7 @@ std::string EventBatch::Closed(const std::string& literal) {
 
 void EventBatch::Clear() {
   size_ = 0;
+  first_lsn_ = Lsn();
   for (std::string* s :
        {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_, &seqs_, &remarks_}) {
     s->clear();
@@ -40,7 +41,7 @@ void EventBatch::Clear() {
 
 void EventBatch::Add(std::string_view trigger, std::string_view type, std::string_view payload,
                      std::string_view commit_ts, Lsn commit_lsn, int seq) {
-  ++size_;
+  if (size_++ == 0) first_lsn_ = commit_lsn;
   AppendArrayElement(&triggers_, trigger);
   AppendArrayElement(&types_, type);
   AppendArrayElement(&timestamps_, commit_ts);

@@ -55,14 +55,18 @@ class EventStore::Receiver : public pqxx::notification_receiver {
 
 EventStore::EventStore(const std::string& conninfo, std::string schema, std::string node_id)
     : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
-  conn_.prepare("insert_events",
-                fmt::format("INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, "
-                            "event_ts, source_lsn, source_seq, remark) "
-                            "SELECT n, ty, st, p, t, t, l, q, r FROM unnest($1::text[], "
-                            "$2::text[], $3::text[], $4::json[], $5::timestamptz[], "
-                            "$6::pg_lsn[], $7::int[], $8::text[]) AS u(n, ty, st, p, t, l, q, r) "
-                            "ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING",
-                            conn_.quote_name(schema_)));
+  // Past every stored position nothing can conflict, so the plain INSERT
+  // skips the speculative insertion ON CONFLICT costs; a replay uses the other.
+  const std::string insert = fmt::format(
+      "INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, event_ts, "
+      "source_lsn, source_seq, remark) "
+      "SELECT n, ty, st, p, t, t, l, q, r FROM unnest($1::text[], $2::text[], $3::text[], "
+      "$4::json[], $5::timestamptz[], $6::pg_lsn[], $7::int[], $8::text[]) "
+      "AS u(n, ty, st, p, t, l, q, r)",
+      conn_.quote_name(schema_));
+  conn_.prepare("insert_events", insert);
+  conn_.prepare("insert_events_replay",
+                insert + " ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING");
 }
 
 EventStore::~EventStore() = default;
@@ -168,11 +172,19 @@ void EventStore::WriteTriggerHealth(const std::vector<TriggerHealth>& health) {
   tx.commit();
 }
 
-size_t EventStore::Insert(const EventBatch& batch) {
+Lsn EventStore::LastStoredLsn() {
+  pqxx::read_transaction tx(conn_);
+  const auto r = tx.exec1(fmt::format("SELECT max(source_lsn)::text FROM {}.event_logs", Quoted()));
+  if (r[0].is_null()) return Lsn();
+  return Lsn::Parse(r[0].as<std::string>()).value_or(Lsn(~uint64_t{0}));
+}
+
+size_t EventStore::Insert(const EventBatch& batch, bool replay) {
   pqxx::work tx(conn_);
-  const auto res = tx.exec_prepared("insert_events", batch.triggers(), batch.types(),
-                                    batch.statuses(), batch.payloads(), batch.timestamps(),
-                                    batch.lsns(), batch.seqs(), batch.remarks());
+  const auto res =
+      tx.exec_prepared(replay ? "insert_events_replay" : "insert_events", batch.triggers(),
+                       batch.types(), batch.statuses(), batch.payloads(), batch.timestamps(),
+                       batch.lsns(), batch.seqs(), batch.remarks());
   tx.commit();
   return static_cast<size_t>(res.affected_rows());
 }
