@@ -1,0 +1,25 @@
+#pragma once
+// The retry schedule of a trigger (SPEC §3): the first retry after
+// retry_interval_ms, doubling each time, ±20 % jitter, capped at one hour;
+// a Retry-After header (seconds or HTTP date, capped at one hour) wins.
+// Pure. Thread-safety: stateless functions.
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace walhook {
+
+constexpr std::chrono::milliseconds kMaxRetryDelay{3600 * 1000};
+
+// Delay before the next attempt after `failed_attempts` (>= 1) failures.
+// `jitter` in [0, 1) picks the point in the ±20 % band (0.5 = no jitter).
+std::chrono::milliseconds RetryDelay(int failed_attempts, int retry_interval_ms, double jitter);
+
+// Parses a Retry-After value: delta-seconds ("120") or an IMF-fixdate
+// ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now`. A date in the past
+// gives 0. nullopt when malformed. Capped at kMaxRetryDelay.
+std::optional<std::chrono::milliseconds> ParseRetryAfter(
+    std::string_view value, std::chrono::system_clock::time_point now);
+
+}  // namespace walhook

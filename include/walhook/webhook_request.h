@@ -1,0 +1,66 @@
+#pragma once
+// What walhook sends and how it reads the answer (SPEC §4): the CloudEvents
+// body, the Standard Webhooks signature, the X-SC-Token, and the verdict on a
+// response. Pure. Thread-safety: functions are stateless; a TokenSigner is
+// used by one thread at a time.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "walhook/result.h"
+
+namespace walhook {
+
+// "2026-11-28T10:00:00.123Z" for milliseconds since the epoch.
+std::string FormatRfc3339Millis(int64_t epoch_ms);
+
+// {"specversion":"1.0","id":"<id>","type":…,"source":…,"time":…,"data":<data>}
+// `data_json` is embedded as it is (its text kept exactly).
+std::string BuildCloudEvent(int64_t id, std::string_view type, std::string_view source,
+                            int64_t ts_ms, std::string_view data_json);
+
+// The Standard Webhooks signature "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>",
+// key = the base64 after "whsec_". An error names what is wrong with the key.
+Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
+                                        int64_t timestamp, std::string_view body);
+
+// Signs the X-SC-Token once and reuses it until five minutes before it
+// expires: HS256 with the project secret, claims id (node id), role
+// "SpaceCloud", iat, exp = iat + 30 min.
+class TokenSigner {
+ public:
+  static constexpr int64_t kLifetimeS = 30 * 60;
+  static constexpr int64_t kRenewBeforeS = 5 * 60;
+
+  TokenSigner(std::string project_key, std::string node_id);
+  // "Bearer <jwt>", valid at `now_s` (seconds since the epoch).
+  const std::string& Header(int64_t now_s);
+
+ private:
+  std::string key_;
+  std::string node_id_;
+  std::string header_;
+  int64_t expires_at_ = 0;
+};
+
+// A JWT of this project (HS256 over `project_key`, not expired at `now_s`).
+// The error says why not, without echoing the token.
+Status VerifyToken(std::string_view token, std::string_view project_key, int64_t now_s);
+
+// How a delivery attempt ended.
+enum class Outcome {
+  kSuccess,  // any 2xx without a JSON "error"
+  kRetry,    // everything else: retried on the trigger's schedule
+  kFailNow,  // 410 Gone: failed at once
+};
+
+struct Verdict {
+  Outcome outcome;
+  std::string reason;  // for a failure: readable, for remark and error_msg
+};
+
+// `status` 0 means no response came (`transport_error` says why).
+Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error);
+
+}  // namespace walhook

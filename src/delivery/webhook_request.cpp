@@ -1,0 +1,171 @@
+#include "walhook/webhook_request.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <ctime>
+#include <vector>
+
+#include <fmt/format.h>
+#include <jwt/jwt.hpp>
+#include <rapidjson/document.h>
+
+#include "walhook/json.h"
+
+namespace walhook {
+
+std::string FormatRfc3339Millis(int64_t epoch_ms) {
+  int64_t secs = epoch_ms / 1000;
+  int64_t ms = epoch_ms % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    --secs;
+  }
+  const std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+std::string BuildCloudEvent(int64_t id, std::string_view type, std::string_view source,
+                            int64_t ts_ms, std::string_view data_json) {
+  JsonBuffer buf;
+  JsonWriter w(buf);
+  auto str = [&](std::string_view s) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  };
+  w.StartObject();
+  w.Key("specversion");
+  str("1.0");
+  w.Key("id");
+  str(std::to_string(id));
+  w.Key("type");
+  str(type);
+  w.Key("source");
+  str(source);
+  w.Key("time");
+  str(FormatRfc3339Millis(ts_ms));
+  w.Key("data");
+  w.RawValue(data_json.data(), data_json.size(), rapidjson::kObjectType);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+namespace {
+
+std::string Base64(const unsigned char* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
+                                static_cast<int>(size));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> Unbase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  std::string out(3 * text.size() / 4, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  size_t size = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  if (text.back() == '=') --size;
+  if (text[text.size() - 2] == '=') --size;
+  out.resize(size);
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
+                                        int64_t timestamp, std::string_view body) {
+  constexpr std::string_view kPrefix = "whsec_";
+  if (signing_key.substr(0, kPrefix.size()) == kPrefix) signing_key.remove_prefix(kPrefix.size());
+  const auto key = Unbase64(signing_key);
+  if (!key || key->empty()) {
+    return Status::Error("the signing secret is not base64 after whsec_");
+  }
+  std::string signed_content;
+  signed_content.reserve(msg_id.size() + body.size() + 24);
+  signed_content.append(msg_id);
+  signed_content.push_back('.');
+  signed_content.append(std::to_string(timestamp));
+  signed_content.push_back('.');
+  signed_content.append(body);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(EVP_sha256(), key->data(), static_cast<int>(key->size()),
+           reinterpret_cast<const unsigned char*>(signed_content.data()), signed_content.size(),
+           mac, &mac_len) == nullptr) {
+    return Status::Error("HMAC-SHA256 failed");
+  }
+  return "v1," + Base64(mac, mac_len);
+}
+
+TokenSigner::TokenSigner(std::string project_key, std::string node_id)
+    : key_(std::move(project_key)), node_id_(std::move(node_id)) {}
+
+const std::string& TokenSigner::Header(int64_t now_s) {
+  if (!header_.empty() && now_s < expires_at_ - kRenewBeforeS) return header_;
+  jwt::jwt_object token{jwt::params::algorithm("HS256"), jwt::params::secret(key_)};
+  token.add_claim("id", node_id_);
+  token.add_claim("role", "SpaceCloud");
+  token.add_claim("iat", now_s);
+  token.add_claim("exp", now_s + kLifetimeS);
+  header_ = "Bearer " + token.signature();
+  expires_at_ = now_s + kLifetimeS;
+  return header_;
+}
+
+Status VerifyToken(std::string_view token, std::string_view project_key, int64_t now_s) {
+  if (token.empty()) return Status::Error("no token");
+  std::error_code ec;
+  auto decoded = jwt::decode(jwt::string_view(token.data(), token.size()),
+                             jwt::params::algorithms({"HS256"}), ec,
+                             jwt::params::secret(std::string(project_key)),
+                             jwt::params::verify(true));
+  if (ec) return Status::Error(fmt::format("token rejected: {}", ec.message()));
+  // cpp-jwt checks exp against the wall clock; check it against now_s too so
+  // the caller's clock decides (and tests can pass theirs).
+  const auto& claims = decoded.payload();
+  if (!claims.has_claim("exp")) return Status::Error("token rejected: no exp claim");
+  const auto exp = claims.get_claim_value<int64_t>("exp");
+  if (exp <= now_s) return Status::Error("token rejected: expired");
+  return Status::Ok();
+}
+
+Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error) {
+  if (status == 0) {
+    return {Outcome::kRetry,
+            fmt::format("no response: {}", transport_error.empty() ? "unknown error"
+                                                                   : transport_error)};
+  }
+  if (status == 410) return {Outcome::kFailNow, "HTTP 410 Gone: not retried"};
+  if (status >= 300 && status < 400) {
+    return {Outcome::kRetry, fmt::format("HTTP {}: redirects are not followed", status)};
+  }
+  if (status < 200 || status >= 300) return {Outcome::kRetry, fmt::format("HTTP {}", status)};
+  // Space Cloud's rule: a JSON body with an "error" that is present, not null
+  // and not "" fails a 2xx.
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return {Outcome::kSuccess, {}};
+  auto it = doc.FindMember("error");
+  if (it == doc.MemberEnd() || it->value.IsNull()) return {Outcome::kSuccess, {}};
+  if (it->value.IsString()) {
+    if (it->value.GetStringLength() == 0) return {Outcome::kSuccess, {}};
+    return {Outcome::kRetry, fmt::format("HTTP {} with error: {}", status,
+                                         std::string_view(it->value.GetString(),
+                                                          it->value.GetStringLength())
+                                             .substr(0, 500))};
+  }
+  JsonBuffer buf;
+  JsonWriter w(buf);
+  it->value.Accept(w);
+  return {Outcome::kRetry, fmt::format("HTTP {} with error: {}", status,
+                                       std::string_view(buf.GetString(), buf.GetSize()).substr(0, 500))};
+}
+
+}  // namespace walhook

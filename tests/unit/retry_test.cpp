@@ -1,0 +1,46 @@
+#include "walhook/retry.h"
+
+#include <doctest/doctest.h>
+
+namespace walhook {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+TEST_CASE("retry: the delay doubles per failure, with ±20 % jitter, capped at 1 h") {
+  CHECK(RetryDelay(1, 5000, 0.5) == milliseconds(5000));
+  CHECK(RetryDelay(2, 5000, 0.5) == milliseconds(10000));
+  CHECK(RetryDelay(3, 5000, 0.5) == milliseconds(20000));
+  CHECK(RetryDelay(1, 5000, 0.0) == milliseconds(4000));
+  CHECK(RetryDelay(1, 5000, 1.0) == milliseconds(6000));
+  CHECK(RetryDelay(3, 1000, 0.25) == milliseconds(3600));
+  // The cap holds after jitter too, and for absurd attempt counts.
+  CHECK(RetryDelay(20, 5000, 0.5) == kMaxRetryDelay);
+  CHECK(RetryDelay(20, 5000, 1.0) == kMaxRetryDelay);
+  CHECK(RetryDelay(1000, 3600000, 1.0) == kMaxRetryDelay);
+  CHECK(RetryDelay(20, 5000, 0.0) == milliseconds(2880000));
+  CHECK(RetryDelay(1, 0, 0.7) == milliseconds(0));
+  CHECK(RetryDelay(0, 100, 0.5) == milliseconds(100));
+  CHECK(RetryDelay(-5, 100, 0.5) == milliseconds(100));
+}
+
+TEST_CASE("retry: Retry-After in seconds or as an HTTP date") {
+  // Wed, 21 Oct 2015 07:28:00 GMT = 1445412480
+  const auto now = std::chrono::system_clock::time_point(seconds(1445412480 - 30));
+  CHECK(ParseRetryAfter("120", now) == milliseconds(120000));
+  CHECK(ParseRetryAfter(" 0 ", now) == milliseconds(0));
+  CHECK(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now) == milliseconds(30000));
+  CHECK(ParseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now) == milliseconds(0));
+  CHECK(ParseRetryAfter("999999", now) == kMaxRetryDelay);
+  CHECK(ParseRetryAfter("99999999999999999999999", now) == kMaxRetryDelay);
+  CHECK(ParseRetryAfter("Thu, 22 Oct 2015 07:28:00 GMT", now) == kMaxRetryDelay);
+  for (const char* bad : {"", "soon", "-1", "1.5", "12abc", "Wed, 21 Oct 2015 07:28:00",
+                          "Wed, 21 Foo 2015 07:28:00 GMT", "Wed, 32 Oct 2015 07:28:00 GMT"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseRetryAfter(bad, now).has_value());
+  }
+}
+
+}  // namespace
+}  // namespace walhook

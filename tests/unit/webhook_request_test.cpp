@@ -1,0 +1,97 @@
+#include "walhook/webhook_request.h"
+
+#include <doctest/doctest.h>
+#include <jwt/jwt.hpp>
+#include <rapidjson/document.h>
+
+namespace walhook {
+namespace {
+
+TEST_CASE("webhook: the CloudEvents body") {
+  const std::string body =
+      BuildCloudEvent(42, "DB_UPDATE", "node-1", 1795860000123, R"({"doc":{"n":12.50}})");
+  CHECK(body ==
+        R"({"specversion":"1.0","id":"42","type":"DB_UPDATE","source":"node-1",)"
+        R"("time":"2026-11-28T10:00:00.123Z","data":{"doc":{"n":12.50}}})");
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  CHECK_FALSE(d.HasParseError());
+  CHECK(FormatRfc3339Millis(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(FormatRfc3339Millis(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(BuildCloudEvent(1, "t\"x", "s", 0, "null").find(R"("type":"t\"x")") != std::string::npos);
+}
+
+TEST_CASE("webhook: Standard Webhooks signature matches the specification's example") {
+  // The example published with the Standard Webhooks libraries.
+  const auto sig = SignStandardWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                       "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                                       R"({"test": 2432232314})");
+  REQUIRE(sig.ok());
+  CHECK(*sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  // The prefix is optional; another body, id or time changes the signature.
+  CHECK(*SignStandardWebhook("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                             1614265330, R"({"test": 2432232314})") == *sig);
+  CHECK(*SignStandardWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331,
+                             R"({"test": 2432232314})") != *sig);
+  CHECK_FALSE(SignStandardWebhook("whsec_", "id", 1, "{}").ok());
+  CHECK_FALSE(SignStandardWebhook("whsec_not base64!", "id", 1, "{}").ok());
+}
+
+TEST_CASE("webhook: X-SC-Token is signed once and verifies with the project secret only") {
+  TokenSigner signer("project-secret", "node-7");
+  const std::string first = signer.Header(1000000);
+  REQUIRE(first.rfind("Bearer ", 0) == 0);
+  const std::string token = first.substr(7);
+  // Reused while far from expiry, renewed near it.
+  CHECK(&signer.Header(1000000 + 60) == &signer.Header(1000000 + 61));
+  CHECK(signer.Header(1000000 + 60) == first);
+  CHECK(signer.Header(1000000 + TokenSigner::kLifetimeS - TokenSigner::kRenewBeforeS) != first);
+
+  std::error_code ec;
+  auto decoded = jwt::decode(jwt::string_view(token), jwt::params::algorithms({"HS256"}), ec,
+                             jwt::params::secret("project-secret"), jwt::params::verify(false));
+  REQUIRE_FALSE(ec);
+  const auto& claims = decoded.payload();
+  CHECK(claims.get_claim_value<std::string>("id") == "node-7");
+  CHECK(claims.get_claim_value<std::string>("role") == "SpaceCloud");
+  CHECK(claims.get_claim_value<int64_t>("iat") == 1000000);
+  CHECK(claims.get_claim_value<int64_t>("exp") == 1000000 + 1800);
+
+  TokenSigner fresh("project-secret", "node-7");
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string live = fresh.Header(now).substr(7);
+  CHECK(VerifyToken(live, "project-secret", now).ok());
+  CHECK_FALSE(VerifyToken(live, "another-secret", now).ok());
+  CHECK_FALSE(VerifyToken(live, "project-secret", now + 1801).ok());
+  CHECK_FALSE(VerifyToken("", "project-secret", now).ok());
+  CHECK_FALSE(VerifyToken("not.a.jwt", "project-secret", now).ok());
+  const Status st = VerifyToken(live + "x", "project-secret", now);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.message().find(live) == std::string::npos);
+}
+
+TEST_CASE("webhook: the verdict on a response (Space Cloud's rules)") {
+  CHECK(JudgeResponse(200, "", "").outcome == Outcome::kSuccess);
+  CHECK(JudgeResponse(204, "", "").outcome == Outcome::kSuccess);
+  CHECK(JudgeResponse(200, "not json", "").outcome == Outcome::kSuccess);
+  CHECK(JudgeResponse(200, R"({"ok":true})", "").outcome == Outcome::kSuccess);
+  CHECK(JudgeResponse(200, R"({"error":null})", "").outcome == Outcome::kSuccess);
+  CHECK(JudgeResponse(200, R"({"error":""})", "").outcome == Outcome::kSuccess);
+  const Verdict e = JudgeResponse(200, R"({"error":"quota exceeded"})", "");
+  CHECK(e.outcome == Outcome::kRetry);
+  CHECK(e.reason.find("quota exceeded") != std::string::npos);
+  CHECK(JudgeResponse(200, R"({"error":{"code":7}})", "").outcome == Outcome::kRetry);
+  CHECK(JudgeResponse(200, R"({"error":false})", "").outcome == Outcome::kRetry);
+  CHECK(JudgeResponse(500, "", "").outcome == Outcome::kRetry);
+  CHECK(JudgeResponse(404, "", "").outcome == Outcome::kRetry);
+  CHECK(JudgeResponse(302, "", "").reason.find("redirect") != std::string::npos);
+  CHECK(JudgeResponse(302, "", "").outcome == Outcome::kRetry);
+  CHECK(JudgeResponse(410, "", "").outcome == Outcome::kFailNow);
+  const Verdict none = JudgeResponse(0, "", "Connection refused");
+  CHECK(none.outcome == Outcome::kRetry);
+  CHECK(none.reason.find("Connection refused") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace walhook
