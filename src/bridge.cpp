@@ -156,10 +156,17 @@ class Streamer {
     server_end_ = std::max(server_end_, x->wal_end);
     Status st = decoder_.Decode(const_cast<char*>(x->data), x->size, x->data_start, &change_);
     if (!st.ok()) {
-      // The line came from wal2json itself; skipping it loses at most that
+      // A begin or commit cannot be skipped: the transaction's position and
+      // confirmation depend on it. Start over from the confirmed position.
+      if (std::string_view(x->data, std::min<size_t>(x->size, 16)).find("\"action\":\"B\"") !=
+              std::string_view::npos ||
+          std::string_view(x->data, std::min<size_t>(x->size, 16)).find("\"action\":\"C\"") !=
+              std::string_view::npos) {
+        throw SessionError(fmt::format("slot \"{}\": {}", cfg_.slot, st.message()));
+      }
+      // A row change came from wal2json itself; skipping it loses at most that
       // change, and the log names where.
       LogError("slot \"{}\": {}; change skipped", cfg_.slot, st.message());
-      ++decode_errors_;
       return false;
     }
     switch (change_.kind) {
@@ -216,6 +223,13 @@ class Streamer {
     matcher_.Match(change_, table, &matched_);
     if (matched_.empty()) return;
     const std::string_view payload = payload_.Build(change_, table, db_);
+    if (payload_.replaced_invalid_utf8() && !said_invalid_utf8_) {
+      LogWarn(
+          "a change of {}.{} at {} held bytes that are not UTF-8 (is the source database "
+          "SQL_ASCII?); they were replaced with U+FFFD (said once per session)",
+          change_.schema, change_.table, txn_lsn_);
+      said_invalid_utf8_ = true;
+    }
     if (batch_.empty()) batch_started_ = Clock::now();
     for (const Trigger* t : matched_) {
       batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_);
@@ -270,7 +284,7 @@ class Streamer {
   Clock::time_point last_data_;
   Clock::time_point last_reload_;
   uint64_t reported_captured_ = 0;
-  uint64_t decode_errors_ = 0;
+  bool said_invalid_utf8_ = false;
 };
 
 }  // namespace
@@ -342,6 +356,8 @@ void Bridge::Session() {
         std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
   }
   BatchWriter writer(std::move(writer_stores), store.LastStoredLsn());
+  // A standby waited: the streaming node moved the slot meanwhile.
+  slot = catalog.Slot(config_.slot);
   Streamer streamer(config_, store, writer, catalog, slot.confirmed_flush);
   streamer.ReloadTriggers();
   const std::vector<std::pair<std::string, std::string>> options = {

@@ -38,7 +38,14 @@ void SetLogFormat(LogFormat format) {
   g_format = format;
 }
 
-void LogLine(LogLevel level, std::string_view message) {
+void LogLine(LogLevel level, std::string_view raw) {
+  // Server messages carry newlines (ERROR, DETAIL, HINT): keep one line each.
+  std::string flat(raw);
+  while (!flat.empty() && (flat.back() == '\n' || flat.back() == ' ')) flat.pop_back();
+  for (char& c : flat) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  const std::string_view message = flat;
   std::string line;
   if (g_format == LogFormat::kJson) {
     JsonBuffer buf;

@@ -16,14 +16,26 @@ class PayloadBuilder {
  public:
   // Builds {"db","schema","col","doc","find","before"[,"unchanged_toast"]
   // [,"partition"]} for a kInsert/kUpdate/kDelete `change` on `table`.
-  // The returned view is valid until the next call.
+  // The returned view is valid until the next call. Invalid UTF-8 (a source
+  // database in SQL_ASCII or LATIN1 hands out its bytes as they are) is
+  // replaced with U+FFFD, so event_logs, which is UTF-8, can always store it.
   std::string_view Build(const Change& change, const TableInfo& table, std::string_view db);
+  // Whether the last Build replaced invalid UTF-8.
+  bool replaced_invalid_utf8() const { return replaced_; }
 
  private:
+  std::string clean_;  // the payload with invalid UTF-8 replaced
+  bool replaced_ = false;
   JsonBuffer buffer_;
   std::vector<std::string_view> missing_;  // unchanged TOAST columns of this change
   std::vector<std::string_view> key_names_;
 };
+
+// True when `text` is well-formed UTF-8 (no overlongs, surrogates or bytes
+// past U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+// Copies `text` to *out with each invalid byte replaced by U+FFFD.
+void ReplaceInvalidUtf8(std::string_view text, std::string* out);
 
 // Writes one column's value by its type (SPEC §4): numbers with their exact
 // digits, booleans, json/jsonb embedded, arrays as typed JSON arrays, the rest

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,9 +47,12 @@ class ReplicationStream {
   int socket() const { return PQsocket(conn_.get()); }
 
  private:
+  static void OnNotice(void* arg, const char* message);
   void Flush();
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn_{nullptr, &PQfinish};
   std::string slot_;
+  std::chrono::steady_clock::time_point last_notice_;
+  int suppressed_notices_ = 0;
 };
 
 // Raises a FatalError when `message` is a setup error (errors.h SetupHint),

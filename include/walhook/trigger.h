@@ -47,7 +47,9 @@ struct TableInfo {
   std::string root_table;
   char replica_identity = 'd';                // pg_class.relreplident: d, f (full), i (index), n
   std::vector<std::string> identity_columns;  // replica identity index columns ('i')
-  std::vector<std::string> columns;           // every live column, in attnum order
+  // The live columns whose values can be TOASTed (variable length), in
+  // attnum order: only these can be left out of an UPDATE as unchanged TOAST.
+  std::vector<std::string> columns;
   bool is_partition() const { return schema != root_schema || table != root_table; }
 };
 

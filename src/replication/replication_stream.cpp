@@ -2,9 +2,12 @@
 
 #include <poll.h>
 
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "walhook/errors.h"
+#include "walhook/log.h"
 
 namespace walhook {
 namespace {
@@ -48,14 +51,44 @@ void ThrowServerError(const std::string& what, const std::string& message,
 
 ReplicationStream::ReplicationStream(const std::string& conninfo, std::string slot)
     : slot_(std::move(slot)) {
-  // The user's conninfo first (expand_dbname), then our overrides.
+  // The user's conninfo first (expand_dbname), then our overrides; the
+  // user's own "options" are kept, ours appended.
+  std::string options;
+  char* parse_error = nullptr;
+  if (PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error)) {
+    for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+      if (std::string_view(o->keyword) == "options" && o->val != nullptr) options = o->val;
+    }
+    PQconninfoFree(parsed);
+  }
+  PQfreemem(parse_error);
+  options += " -c TimeZone=UTC -c DateStyle=ISO";
   const char* keys[] = {"dbname", "replication", "options", "application_name", nullptr};
-  const char* values[] = {conninfo.c_str(), "database", "-c TimeZone=UTC -c DateStyle=ISO",
-                          "walhook", nullptr};
+  const char* values[] = {conninfo.c_str(), "database", options.c_str(), "walhook", nullptr};
   conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  // wal2json warns per row (e.g. an UPDATE it cannot identify): log them as
+  // our lines, at most one a second, instead of libpq's raw stderr.
+  PQsetNoticeProcessor(conn_.get(), &ReplicationStream::OnNotice, this);
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     ThrowServerError("replication connection failed", Trimmed(PQerrorMessage(conn_.get())), slot_);
   }
+}
+
+void ReplicationStream::OnNotice(void* arg, const char* message) {
+  auto* self = static_cast<ReplicationStream*>(arg);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - self->last_notice_ < std::chrono::seconds(1)) {
+    ++self->suppressed_notices_;
+    return;
+  }
+  self->last_notice_ = now;
+  if (self->suppressed_notices_ > 0) {
+    LogWarn("slot \"{}\": {} (and {} more notices in the last second)", self->slot_,
+            Trimmed(message), self->suppressed_notices_);
+  } else {
+    LogWarn("slot \"{}\": {}", self->slot_, Trimmed(message));
+  }
+  self->suppressed_notices_ = 0;
 }
 
 void ReplicationStream::Start(const std::vector<std::pair<std::string, std::string>>& options) {

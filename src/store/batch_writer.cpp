@@ -41,7 +41,8 @@ Lsn BatchWriter::Durable() {
 
 bool BatchWriter::Idle() {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.empty() && busy_ == 0;
+  // A failed writer is never idle: nothing after the failure may be confirmed.
+  return queue_.empty() && busy_ == 0 && !error_;
 }
 
 bool BatchWriter::CanTakeMore() {

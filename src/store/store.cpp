@@ -55,6 +55,9 @@ class EventStore::Receiver : public pqxx::notification_receiver {
 
 EventStore::EventStore(const std::string& conninfo, std::string schema, std::string node_id)
     : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
+  // The slot is confirmed once a batch commits: the commit must be durable,
+  // whatever the role's or database's default says.
+  conn_.set_variable("synchronous_commit", "on");
   // Past every stored position nothing can conflict, so the plain INSERT
   // skips the speculative insertion ON CONFLICT costs; a replay uses the other.
   const std::string insert = fmt::format(
@@ -311,8 +314,8 @@ TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::strin
   const auto rows = tx.exec_params(
       "SELECT c.relreplident, rn.nspname, rc.relname, "
       "  coalesce((SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text "
-      "    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
-      "    '[]'), "
+      "    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+      "    AND a.attlen = -1), '[]'), "
       "  coalesce((SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text "
       "    FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
       "    WHERE i.indrelid = c.oid AND i.indisreplident), '[]') "
@@ -364,8 +367,12 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
         "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
         t.schema, t.table);
     if (rows.empty()) {
-      fail(fmt::format("table {}.{} does not exist in the source database", t.schema, t.table),
-           true);
+      // Not blocking: a change proves the table exists, and a table created
+      // after its trigger must fire from its first row on.
+      fail(fmt::format("table {}.{} does not exist in the source database (yet): the trigger "
+                       "fires once it does",
+                       t.schema, t.table),
+           false);
       continue;
     }
     const char replident = rows[0][0].as<std::string>().front();

@@ -303,7 +303,7 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   std::this_thread::sleep_for(1s);
   CHECK(QL(db, count) == 2);
 
-  // Definition errors show in trigger_status and leave the trigger inactive.
+  // Definition errors show in trigger_status; most leave the trigger inactive.
   AddTrigger(db, "ghost", "DB_INSERT", "'no_such_table'");
   AddTrigger(db, "cols", "DB_UPDATE", "'signups'", ", columns", ", '{nope}'");
   REQUIRE(WaitFor(
@@ -312,7 +312,12 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
                    .find("does not exist") != std::string::npos;
       },
       3s));
-  CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'ghost'") == "f");
+  // A table created after its trigger fires from its first row on.
+  CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'ghost'") == "t");
+  Exec(db, "CREATE TABLE no_such_table (id int PRIMARY KEY); INSERT INTO no_such_table VALUES (1)");
+  CHECK(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'ghost'", 1,
+                  3s));
+  CHECK(Q(db, "SELECT active FROM eventing.trigger_status WHERE trigger_name = 'cols'") == "f");
   CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'cols'")
             .find("nope") != std::string::npos);
 
@@ -325,6 +330,32 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
                     "INSERT INTO eventing.triggers (name, type, url, retries) VALUES ('x', "
                     "'DB_insert', 'http://a', -1)"));
   CHECK(walhook->Running());
+}
+
+TEST_CASE("capture: bytes that are not UTF-8 never stop capture") {
+  // A SQL_ASCII source hands out its bytes as they are; event_logs is UTF-8.
+  TempPostgres pg;
+  const std::string evt = pg.conninfo();
+  Exec(evt,
+       "CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+       "TEMPLATE template0");
+  const std::string src = pg.conninfo("legacy");
+  std::string out;
+  {
+    Process init({WalhookBinary(), "init", "--source", src, "--eventing-db", evt});
+    REQUIRE(init.Wait(30s) == 0);
+  }
+  Exec(src, "CREATE TABLE names (id int PRIMARY KEY, name text)");
+  AddTrigger(evt, "names_insert", "DB_INSERT", "'names'");
+  Process walhook({WalhookBinary(), "run", "--source", src, "--eventing-db", evt, "--secret",
+                   kSecret, "--node-id", "legacy"});
+  Exec(src, "INSERT INTO names VALUES (1, E'caf\\xe9')");
+  Exec(src, "INSERT INTO names VALUES (2, 'plain')");
+  REQUIRE(WaitCount(evt, "SELECT count(*) FROM eventing.event_logs", 2, 20s));
+  CHECK(Q(evt,
+          "SELECT payload->'doc'->>'name' FROM eventing.event_logs "
+          "WHERE payload->'doc'->>'id' = '1'") == "caf\xEF\xBF\xBD");
+  CHECK(walhook.Output().find("not UTF-8") != std::string::npos);
 }
 
 TEST_CASE("capture: DB_UPDATE columns are exact under REPLICA IDENTITY FULL") {
