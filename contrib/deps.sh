@@ -8,7 +8,7 @@ packages=(
   libpqxx-dev libpq-dev libcurl4-openssl-dev rapidjson-dev libcpp-jwt-dev
   nlohmann-json3-dev libssl-dev libfmt-dev doctest-dev libcpp-httplib-dev
   postgresql-15 postgresql-15-wal2json postgresql-client-15
-  clang-format iproute2
+  clang-format iproute2 curl
 )
 
 missing=()

@@ -24,18 +24,22 @@ const std::vector<FlagSpec>& Specs() {
       {"eventing-db", false, false, {"run", "init", "status", "drop"}},
       {"slot", false, false, {"run", "init", "status", "drop"}},
       {"schema", false, false, {"run", "init", "status", "drop"}},
-      {"secret", false, false, {"run"}},
-      {"secret-file", false, false, {"run"}},
-      {"signing-secret", false, false, {"run"}},
+      {"secret", false, false, {"run", "sink", "token"}},
+      {"secret-file", false, false, {"run", "sink", "token"}},
+      {"signing-secret", false, false, {"run", "sink"}},
       {"node-id", false, false, {"run"}},
       {"project", false, false, {"run"}},
-      {"listen", false, false, {"run"}},
+      {"listen", false, false, {"run", "sink"}},
       {"watch-dir", true, false, {"run"}},
       {"retention", false, false, {"run"}},
       {"failed-retention", false, false, {"run"}},
       {"log-format", false, false, {}},
       {"heartbeat-interval", false, false, {"run"}},
       {"schema-too", false, true, {"drop"}},
+      {"fail-rate", false, false, {"sink"}},
+      {"status", false, false, {"sink"}},
+      {"delay-ms", false, false, {"sink"}},
+      {"ttl", false, false, {"token"}},
   };
   return kSpecs;
 }
@@ -128,10 +132,10 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
   if (args.empty()) return Status::Error("no command given (run, init, status or drop)");
   Config cfg;
   cfg.command = args[0];
-  const std::vector<std::string_view> commands = {"run", "init", "status", "drop"};
+  const std::vector<std::string_view> commands = {"run", "init", "status", "drop", "sink", "token"};
   if (std::find(commands.begin(), commands.end(), cfg.command) == commands.end()) {
-    return Status::Error(
-        fmt::format("unknown command \"{}\" (run, init, status or drop)", cfg.command));
+    return Status::Error(fmt::format(
+        "unknown command \"{}\" (run, init, status, drop, sink or token)", cfg.command));
   }
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, bool> from_cli;
@@ -185,8 +189,113 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     return it->second.back();
   };
 
+  // --secret or --secret-file (the command line wins over the environment).
+  auto read_secret = [&](bool required) -> Status {
+    auto secret = get("secret");
+    auto secret_file = get("secret-file");
+    if (secret && secret_file && from_cli["secret"] != from_cli["secret-file"]) {
+      (from_cli["secret"] ? secret_file : secret).reset();
+    }
+    if (secret && secret_file) {
+      return Status::Error("--secret and --secret-file: give one, not both");
+    }
+    if (secret_file) {
+      std::ifstream in(*secret_file);
+      if (!in) return Status::Error(fmt::format("--secret-file: cannot read {}", *secret_file));
+      std::getline(in, cfg.secret);
+      while (!cfg.secret.empty() && std::isspace(static_cast<unsigned char>(cfg.secret.back()))) {
+        cfg.secret.pop_back();
+      }
+      if (cfg.secret.empty()) {
+        return Status::Error(fmt::format("--secret-file: {} is empty", *secret_file));
+      }
+    } else if (secret) {
+      cfg.secret = *secret;
+    }
+    if (cfg.secret.empty() && required) {
+      return Status::Error(
+          "--secret or --secret-file: required (the project secret for signing; "
+          "prefer --secret-file or WALHOOK_SECRET, a flag shows in ps)");
+    }
+    return Status::Ok();
+  };
+  auto parse_listen = [&](const std::string& fallback, bool may_be_off) -> Status {
+    cfg.listen = get("listen").value_or(fallback);
+    if (may_be_off && cfg.listen == "off") return Status::Ok();
+    const auto colon = cfg.listen.rfind(':');
+    int port = 0;
+    const std::string port_text = colon == std::string::npos ? "" : cfg.listen.substr(colon + 1);
+    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (colon == std::string::npos || colon == 0 || ec != std::errc() ||
+        p != port_text.data() + port_text.size() || port < 0 || port > 65535) {
+      return Status::Error(fmt::format("--listen: \"{}\" is not ADDR:PORT{}", cfg.listen,
+                                       may_be_off ? " or off" : ""));
+    }
+    return Status::Ok();
+  };
+  auto signing_secret = [&]() -> Status {
+    cfg.signing_secret = get("signing-secret").value_or("");
+    if (!cfg.signing_secret.empty() && cfg.signing_secret.rfind("whsec_", 0) != 0) {
+      return Status::Error("--signing-secret: must start with whsec_ (a Standard Webhooks key)");
+    }
+    return Status::Ok();
+  };
+  if (auto f = get("log-format")) {
+    if (*f == "text") {
+      cfg.log_format = LogFormat::kText;
+    } else if (*f == "json") {
+      cfg.log_format = LogFormat::kJson;
+    } else {
+      return Status::Error(fmt::format("--log-format: \"{}\" is not text or json", *f));
+    }
+  }
+
+  if (cfg.command == "sink") {
+    if (Status st = read_secret(false); !st.ok()) return st;
+    if (Status st = signing_secret(); !st.ok()) return st;
+    if (Status st = parse_listen("127.0.0.1:4123", false); !st.ok()) return st;
+    if (auto v = get("fail-rate")) {
+      char* end = nullptr;
+      const double rate = std::strtod(v->c_str(), &end);
+      if (v->empty() || *end != '\0' || !(rate >= 0 && rate <= 1)) {
+        return Status::Error(fmt::format("--fail-rate: \"{}\" is not a number from 0 to 1", *v));
+      }
+      cfg.sink_fail_rate = rate;
+    }
+    if (auto v = get("status")) {
+      int code = 0;
+      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), code);
+      if (ec != std::errc() || p != v->data() + v->size() || code < 100 || code > 599) {
+        return Status::Error(fmt::format("--status: \"{}\" is not an HTTP status code", *v));
+      }
+      cfg.sink_status = code;
+    }
+    if (auto v = get("delay-ms")) {
+      int ms = 0;
+      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), ms);
+      if (ec != std::errc() || p != v->data() + v->size() || ms < 0) {
+        return Status::Error(fmt::format("--delay-ms: \"{}\" is not a whole number of ms", *v));
+      }
+      cfg.sink_delay = std::chrono::milliseconds(ms);
+    }
+    return cfg;
+  }
+  if (cfg.command == "token") {
+    if (Status st = read_secret(true); !st.ok()) return st;
+    if (auto v = get("ttl")) {
+      auto d = ParseDuration(*v);
+      if (!d || d->count() < 1000) {
+        return Status::Error(fmt::format("--ttl: \"{}\" is not a duration like 1h or 30m", *v));
+      }
+      cfg.token_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+    return cfg;
+  }
+
   cfg.source = get("source").value_or("");
-  if (cfg.source.empty()) {
+  // status reads only the eventing database.
+  const bool needs_source = !(cfg.command == "status" && get("eventing-db").has_value());
+  if (cfg.source.empty() && needs_source) {
     return Status::Error(
         "--source: required (a libpq connection string or URI; or set "
         "WALHOOK_SOURCE)");
@@ -203,61 +312,14 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     return Status::Error(fmt::format(
         "--schema: \"{}\" is not a plain identifier (lower case letters, digits, _)", cfg.schema));
   }
-  if (auto f = get("log-format")) {
-    if (*f == "text") {
-      cfg.log_format = LogFormat::kText;
-    } else if (*f == "json") {
-      cfg.log_format = LogFormat::kJson;
-    } else {
-      return Status::Error(fmt::format("--log-format: \"{}\" is not text or json", *f));
-    }
-  }
   cfg.schema_too = get("schema-too").value_or("false") == "true";
   if (cfg.command != "run") return cfg;
 
-  auto secret = get("secret");
-  auto secret_file = get("secret-file");
-  // The command line wins over the environment here too.
-  if (secret && secret_file && from_cli["secret"] != from_cli["secret-file"]) {
-    (from_cli["secret"] ? secret_file : secret).reset();
-  }
-  if (secret && secret_file) {
-    return Status::Error("--secret and --secret-file: give one, not both");
-  }
-  if (secret_file) {
-    std::ifstream in(*secret_file);
-    if (!in) return Status::Error(fmt::format("--secret-file: cannot read {}", *secret_file));
-    std::getline(in, cfg.secret);
-    while (!cfg.secret.empty() && std::isspace(static_cast<unsigned char>(cfg.secret.back()))) {
-      cfg.secret.pop_back();
-    }
-    if (cfg.secret.empty())
-      return Status::Error(fmt::format("--secret-file: {} is empty", *secret_file));
-  } else if (secret) {
-    cfg.secret = *secret;
-  }
-  if (cfg.secret.empty()) {
-    return Status::Error(
-        "--secret or --secret-file: required (the project secret for signing; "
-        "prefer --secret-file or WALHOOK_SECRET, a flag shows in ps)");
-  }
-  cfg.signing_secret = get("signing-secret").value_or("");
-  if (!cfg.signing_secret.empty() && cfg.signing_secret.rfind("whsec_", 0) != 0) {
-    return Status::Error("--signing-secret: must start with whsec_ (a Standard Webhooks key)");
-  }
+  if (Status st = read_secret(true); !st.ok()) return st;
+  if (Status st = signing_secret(); !st.ok()) return st;
   cfg.node_id = get("node-id").value_or(hostname_pid);
   cfg.project = get("project").value_or(cfg.project);
-  cfg.listen = get("listen").value_or(cfg.listen);
-  if (cfg.listen != "off") {
-    const auto colon = cfg.listen.rfind(':');
-    int port = 0;
-    const std::string port_text = colon == std::string::npos ? "" : cfg.listen.substr(colon + 1);
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (colon == std::string::npos || colon == 0 || ec != std::errc() ||
-        p != port_text.data() + port_text.size() || port < 0 || port > 65535) {
-      return Status::Error(fmt::format("--listen: \"{}\" is not ADDR:PORT or off", cfg.listen));
-    }
-  }
+  if (Status st = parse_listen(cfg.listen, true); !st.ok()) return st;
   if (auto it = values.find("watch-dir"); it != values.end()) cfg.watch_dirs = it->second;
   for (const auto& [name, target] : std::vector<std::pair<std::string, std::chrono::seconds*>>{
            {"retention", &cfg.retention}, {"failed-retention", &cfg.failed_retention}}) {

@@ -13,15 +13,20 @@
 #include "walhook/config.h"
 #include "walhook/errors.h"
 #include "walhook/log.h"
+#include "walhook/sink.h"
 #include "walhook/store.h"
+#include "walhook/webhook_request.h"
 
 namespace walhook {
 namespace {
 
-void OnSignal(int /*sig*/) {
+void OnSignal(int sig) {
   Bridge::RequestStop();
+  // A second signal ends the process at once (default action).
+  signal(sig, SIG_DFL);
 }
 
+// For run: the first SIGTERM/SIGINT finishes the batch in hand and confirms.
 void InstallSignals() {
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -29,7 +34,6 @@ void InstallSignals() {
   sa.sa_flags = 0;  // no SA_RESTART: poll() returns so the loop sees the stop
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 }
 
 std::string DefaultNodeId() {
@@ -116,15 +120,26 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   SetLogFormat(cfg->log_format);
-  InstallSignals();
+  signal(SIGPIPE, SIG_IGN);
+  // libpq's default; a connection attempt to a silent host must not hang.
+  setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
   try {
-    if (cfg->command == "run") return Bridge(*cfg).Run();
+    if (cfg->command == "run") {
+      InstallSignals();
+      return Bridge(*cfg).Run();
+    }
     if (cfg->command == "init") {
       Bridge(*cfg).Init();
       LogInfo("migrations applied and slot \"{}\" ready", cfg->slot);
       return kExitOk;
     }
     if (cfg->command == "status") return Status(*cfg);
+    if (cfg->command == "sink") return RunSink(*cfg);
+    if (cfg->command == "token") {
+      const int64_t now = static_cast<int64_t>(std::time(nullptr));
+      fmt::print("{}\n", SignProjectToken(cfg->secret, now, cfg->token_ttl.count()));
+      return kExitOk;
+    }
     if (cfg->command == "drop") return Drop(*cfg);
   } catch (const FatalError& e) {
     LogError("{}", e.what());

@@ -15,7 +15,7 @@
 namespace walhook {
 
 struct Config {
-  std::string command;  // run | init | status | drop
+  std::string command;  // run | init | status | drop | sink | token
   std::string source;
   std::string eventing_db;  // defaults to source
   std::string slot = "walhook";
@@ -30,7 +30,11 @@ struct Config {
   std::chrono::seconds failed_retention{30 * 24 * 3600};
   LogFormat log_format = LogFormat::kText;
   std::chrono::milliseconds heartbeat_interval{10000};
-  bool schema_too = false;  // drop --schema-too
+  bool schema_too = false;    // drop --schema-too
+  double sink_fail_rate = 0;  // sink: share of requests answered with sink_status
+  int sink_status = 500;
+  std::chrono::milliseconds sink_delay{0};
+  std::chrono::seconds token_ttl{3600};  // token --ttl
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;

@@ -19,7 +19,7 @@ std::chrono::milliseconds RetryDelay(int failed_attempts, int retry_interval_ms,
 // Parses a Retry-After value: delta-seconds ("120") or an IMF-fixdate
 // ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now`. A date in the past
 // gives 0. nullopt when malformed. Capped at kMaxRetryDelay.
-std::optional<std::chrono::milliseconds> ParseRetryAfter(
-    std::string_view value, std::chrono::system_clock::time_point now);
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
+                                                         std::chrono::system_clock::time_point now);
 
 }  // namespace walhook

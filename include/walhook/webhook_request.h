@@ -25,6 +25,25 @@ std::string BuildCloudEvent(int64_t id, std::string_view type, std::string_view 
 Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
                                         int64_t timestamp, std::string_view body);
 
+// Checks a webhook-signature header (space-separated "v1,<sig>" entries; one
+// match is enough) against the body.
+Status VerifyStandardWebhook(std::string_view signing_key, std::string_view msg_id,
+                             std::string_view timestamp, std::string_view body,
+                             std::string_view signature_header);
+
+// One line describing a received delivery, for `walhook sink`: the event's
+// type, id and table, whether X-SC-Token and the signature verify (or are not
+// checked, when no key is given), and the start of the body.
+struct ReceivedRequest {
+  std::string_view token_header;  // X-SC-Token
+  std::string_view webhook_id;    // webhook-id
+  std::string_view webhook_timestamp;
+  std::string_view webhook_signature;
+  std::string_view body;
+};
+std::string DescribeDelivery(const ReceivedRequest& request, std::string_view project_key,
+                             std::string_view signing_key, int64_t now_s);
+
 // Signs the X-SC-Token once and reuses it until five minutes before it
 // expires: HS256 with the project secret, claims id (node id), role
 // "SpaceCloud", iat, exp = iat + 30 min.
@@ -43,6 +62,10 @@ class TokenSigner {
   std::string header_;
   int64_t expires_at_ = 0;
 };
+
+// A JWT for the queue API (`walhook token`): HS256 over `project_key`, claims
+// id "walhook-cli", role "user", iat, exp = iat + ttl_s.
+std::string SignProjectToken(std::string_view project_key, int64_t now_s, int64_t ttl_s);
 
 // A JWT of this project (HS256 over `project_key`, not expired at `now_s`).
 // The error says why not, without echoing the token.

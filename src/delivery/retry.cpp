@@ -38,8 +38,8 @@ bool Number(std::string_view s, int* out) {
 std::optional<int64_t> ParseImfFixdate(std::string_view s) {
   static constexpr std::array<std::string_view, 12> kMonths = {
       "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-      s[16] != ' ' || s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT") {
+  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+      s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT") {
     return std::nullopt;
   }
   int day = 0, year = 0, hour = 0, minute = 0, second = 0;
@@ -80,8 +80,7 @@ std::optional<milliseconds> ParseRetryAfter(std::string_view value,
   }
   const auto when = ParseImfFixdate(value);
   if (!when) return std::nullopt;
-  const int64_t now_ms =
-      std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const int64_t now_ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
   const int64_t delta = *when * 1000 - now_ms;
   return milliseconds(std::clamp<int64_t>(delta, 0, kMaxRetryDelay.count()));
 }

@@ -1,14 +1,16 @@
 #include "walhook/webhook_request.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <charconv>
 #include <ctime>
 #include <vector>
 
 #include <fmt/format.h>
-#include <jwt/jwt.hpp>
 #include <rapidjson/document.h>
+#include <jwt/jwt.hpp>
 
 #include "walhook/json.h"
 
@@ -24,8 +26,8 @@ std::string FormatRfc3339Millis(int64_t epoch_ms) {
   const std::time_t t = static_cast<std::time_t>(secs);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 std::string BuildCloudEvent(int64_t id, std::string_view type, std::string_view source,
@@ -56,8 +58,8 @@ namespace {
 
 std::string Base64(const unsigned char* data, size_t size) {
   std::string out(4 * ((size + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -104,6 +106,69 @@ Result<std::string> SignStandardWebhook(std::string_view signing_key, std::strin
   return "v1," + Base64(mac, mac_len);
 }
 
+Status VerifyStandardWebhook(std::string_view signing_key, std::string_view msg_id,
+                             std::string_view timestamp, std::string_view body,
+                             std::string_view signature_header) {
+  int64_t ts = 0;
+  auto [p, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  if (ec != std::errc() || p != timestamp.data() + timestamp.size()) {
+    return Status::Error("bad webhook-timestamp");
+  }
+  const auto expected = SignStandardWebhook(signing_key, msg_id, ts, body);
+  if (!expected.ok()) return Status::Error(expected.error());
+  while (!signature_header.empty()) {
+    const size_t space = signature_header.find(' ');
+    const std::string_view one = signature_header.substr(0, space);
+    if (one.size() == expected->size() &&
+        CRYPTO_memcmp(one.data(), expected->data(), one.size()) == 0) {
+      return Status::Ok();
+    }
+    if (space == std::string_view::npos) break;
+    signature_header.remove_prefix(space + 1);
+  }
+  return Status::Error("no signature matches");
+}
+
+std::string DescribeDelivery(const ReceivedRequest& r, std::string_view project_key,
+                             std::string_view signing_key, int64_t now_s) {
+  std::string type = "?", id = "?", table;
+  rapidjson::Document doc;
+  doc.Parse(r.body.data(), r.body.size());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    auto text = [&](const rapidjson::Value& v, const char* name) -> std::string {
+      auto it = v.FindMember(name);
+      if (it == v.MemberEnd() || !it->value.IsString()) return {};
+      return {it->value.GetString(), it->value.GetStringLength()};
+    };
+    type = text(doc, "type");
+    id = text(doc, "id");
+    auto data = doc.FindMember("data");
+    if (data != doc.MemberEnd() && data->value.IsObject()) {
+      const std::string col = text(data->value, "col");
+      if (!col.empty()) table = " " + text(data->value, "schema") + "." + col;
+    }
+  }
+  std::string token = "token=unchecked";
+  if (!project_key.empty()) {
+    std::string_view t = r.token_header;
+    if (t.substr(0, 7) == "Bearer ") t.remove_prefix(7);
+    const Status st = VerifyToken(t, project_key, now_s);
+    token = st.ok() ? "token=ok" : "token=BAD(" + st.message() + ")";
+  }
+  std::string signature = "signature=unchecked";
+  if (!signing_key.empty()) {
+    const Status st = VerifyStandardWebhook(signing_key, r.webhook_id, r.webhook_timestamp, r.body,
+                                            r.webhook_signature);
+    signature = st.ok() ? "signature=ok" : "signature=BAD(" + st.message() + ")";
+  }
+  std::string head(r.body.substr(0, 160));
+  for (char& c : head) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return fmt::format("{} id={}{} {} {} {}{}", type, id, table, token, signature, head,
+                     r.body.size() > 160 ? "…" : "");
+}
+
 TokenSigner::TokenSigner(std::string project_key, std::string node_id)
     : key_(std::move(project_key)), node_id_(std::move(node_id)) {}
 
@@ -119,13 +184,22 @@ const std::string& TokenSigner::Header(int64_t now_s) {
   return header_;
 }
 
+std::string SignProjectToken(std::string_view project_key, int64_t now_s, int64_t ttl_s) {
+  jwt::jwt_object token{jwt::params::algorithm("HS256"),
+                        jwt::params::secret(std::string(project_key))};
+  token.add_claim("id", "walhook-cli");
+  token.add_claim("role", "user");
+  token.add_claim("iat", now_s);
+  token.add_claim("exp", now_s + ttl_s);
+  return token.signature();
+}
+
 Status VerifyToken(std::string_view token, std::string_view project_key, int64_t now_s) {
   if (token.empty()) return Status::Error("no token");
   std::error_code ec;
-  auto decoded = jwt::decode(jwt::string_view(token.data(), token.size()),
-                             jwt::params::algorithms({"HS256"}), ec,
-                             jwt::params::secret(std::string(project_key)),
-                             jwt::params::verify(true));
+  auto decoded =
+      jwt::decode(jwt::string_view(token.data(), token.size()), jwt::params::algorithms({"HS256"}),
+                  ec, jwt::params::secret(std::string(project_key)), jwt::params::verify(true));
   if (ec) return Status::Error(fmt::format("token rejected: {}", ec.message()));
   // cpp-jwt checks exp against the wall clock; check it against now_s too so
   // the caller's clock decides (and tests can pass theirs).
@@ -139,8 +213,8 @@ Status VerifyToken(std::string_view token, std::string_view project_key, int64_t
 Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error) {
   if (status == 0) {
     return {Outcome::kRetry,
-            fmt::format("no response: {}", transport_error.empty() ? "unknown error"
-                                                                   : transport_error)};
+            fmt::format("no response: {}",
+                        transport_error.empty() ? "unknown error" : transport_error)};
   }
   if (status == 410) return {Outcome::kFailNow, "HTTP 410 Gone: not retried"};
   if (status >= 300 && status < 400) {
@@ -156,16 +230,18 @@ Verdict JudgeResponse(long status, std::string_view body, std::string_view trans
   if (it == doc.MemberEnd() || it->value.IsNull()) return {Outcome::kSuccess, {}};
   if (it->value.IsString()) {
     if (it->value.GetStringLength() == 0) return {Outcome::kSuccess, {}};
-    return {Outcome::kRetry, fmt::format("HTTP {} with error: {}", status,
-                                         std::string_view(it->value.GetString(),
-                                                          it->value.GetStringLength())
-                                             .substr(0, 500))};
+    return {
+        Outcome::kRetry,
+        fmt::format(
+            "HTTP {} with error: {}", status,
+            std::string_view(it->value.GetString(), it->value.GetStringLength()).substr(0, 500))};
   }
   JsonBuffer buf;
   JsonWriter w(buf);
   it->value.Accept(w);
-  return {Outcome::kRetry, fmt::format("HTTP {} with error: {}", status,
-                                       std::string_view(buf.GetString(), buf.GetSize()).substr(0, 500))};
+  return {Outcome::kRetry,
+          fmt::format("HTTP {} with error: {}", status,
+                      std::string_view(buf.GetString(), buf.GetSize()).substr(0, 500))};
 }
 
 }  // namespace walhook

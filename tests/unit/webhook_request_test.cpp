@@ -1,8 +1,8 @@
 #include "walhook/webhook_request.h"
 
 #include <doctest/doctest.h>
-#include <jwt/jwt.hpp>
 #include <rapidjson/document.h>
+#include <jwt/jwt.hpp>
 
 namespace walhook {
 namespace {
@@ -10,9 +10,8 @@ namespace {
 TEST_CASE("webhook: the CloudEvents body") {
   const std::string body =
       BuildCloudEvent(42, "DB_UPDATE", "node-1", 1795860000123, R"({"doc":{"n":12.50}})");
-  CHECK(body ==
-        R"({"specversion":"1.0","id":"42","type":"DB_UPDATE","source":"node-1",)"
-        R"("time":"2026-11-28T10:00:00.123Z","data":{"doc":{"n":12.50}}})");
+  CHECK(body == R"({"specversion":"1.0","id":"42","type":"DB_UPDATE","source":"node-1",)"
+                R"("time":"2026-11-28T10:00:00.123Z","data":{"doc":{"n":12.50}}})");
   rapidjson::Document d;
   d.Parse(body.c_str());
   CHECK_FALSE(d.HasParseError());
@@ -23,9 +22,9 @@ TEST_CASE("webhook: the CloudEvents body") {
 
 TEST_CASE("webhook: Standard Webhooks signature matches the specification's example") {
   // The example published with the Standard Webhooks libraries.
-  const auto sig = SignStandardWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                                       "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                                       R"({"test": 2432232314})");
+  const auto sig =
+      SignStandardWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                          1614265330, R"({"test": 2432232314})");
   REQUIRE(sig.ok());
   CHECK(*sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
   // The prefix is optional; another body, id or time changes the signature.
@@ -91,6 +90,52 @@ TEST_CASE("webhook: the verdict on a response (Space Cloud's rules)") {
   const Verdict none = JudgeResponse(0, "", "Connection refused");
   CHECK(none.outcome == Outcome::kRetry);
   CHECK(none.reason.find("Connection refused") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace walhook
+
+namespace walhook {
+namespace {
+
+TEST_CASE("webhook: the receiving side verifies signatures and tokens") {
+  const std::string key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const std::string body = R"({"test": 2432232314})";
+  const std::string good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+  const std::string id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+  CHECK(VerifyStandardWebhook(key, id, "1614265330", body, good).ok());
+  CHECK(VerifyStandardWebhook(key, id, "1614265330", body, "v1,bad= " + good).ok());
+  CHECK_FALSE(VerifyStandardWebhook(key, id, "1614265330", body + " ", good).ok());
+  CHECK_FALSE(VerifyStandardWebhook(key, id, "1614265331", body, good).ok());
+  CHECK_FALSE(VerifyStandardWebhook(key, id, "soon", body, good).ok());
+  CHECK_FALSE(VerifyStandardWebhook(key, id, "1614265330", body, "").ok());
+
+  // cpp-jwt also checks exp against the wall clock: use it.
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  TokenSigner signer("project", "node");
+  const std::string event = R"({"specversion":"1.0","id":"42","type":"DB_INSERT","source":"node",)"
+                            R"("time":"t","data":{"db":"d","schema":"public","col":"signups"}})";
+  ReceivedRequest r;
+  const std::string header = signer.Header(now);
+  r.token_header = header;
+  r.body = event;
+  const std::string line = DescribeDelivery(r, "project", "", now);
+  CHECK(line.find("DB_INSERT id=42 public.signups token=ok signature=unchecked") == 0);
+  CHECK(DescribeDelivery(r, "other", "", now).find("token=BAD") != std::string::npos);
+  CHECK(DescribeDelivery(r, "", "", now).find("token=unchecked") != std::string::npos);
+  const auto sig = SignStandardWebhook(key, "42", now, event);
+  r.webhook_id = "42";
+  const std::string ts = std::to_string(now);
+  r.webhook_timestamp = ts;
+  r.webhook_signature = *sig;
+  CHECK(DescribeDelivery(r, "project", key, now).find("signature=ok") != std::string::npos);
+  r.body = "not json";
+  CHECK(DescribeDelivery(r, "project", key, now).find("signature=BAD") != std::string::npos);
+  CHECK(DescribeDelivery(r, "project", key, now).find("? id=?") == 0);
+
+  // walhook token's JWT verifies with the project secret.
+  CHECK(VerifyToken(SignProjectToken("project", now, 3600), "project", now).ok());
+  CHECK_FALSE(VerifyToken(SignProjectToken("project", now, 3600), "project", now + 3600).ok());
 }
 
 }  // namespace

@@ -1,0 +1,74 @@
+#include "walhook/sink.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <random>
+#include <thread>
+
+#include "walhook/errors.h"
+#include "walhook/log.h"
+#include "walhook/webhook_request.h"
+
+namespace walhook {
+namespace {
+
+httplib::Server* g_server = nullptr;
+
+void StopSink(int sig) {
+  if (g_server != nullptr) g_server->stop();
+  signal(sig, SIG_DFL);
+}
+
+}  // namespace
+
+int RunSink(const Config& cfg) {
+  httplib::Server server;
+  std::mutex mu;
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  server.Post(".*", [&](const httplib::Request& req, httplib::Response& res) {
+    if (cfg.sink_delay.count() > 0) std::this_thread::sleep_for(cfg.sink_delay);
+    ReceivedRequest r;
+    const std::string token = req.get_header_value("X-SC-Token");
+    const std::string id = req.get_header_value("webhook-id");
+    const std::string ts = req.get_header_value("webhook-timestamp");
+    const std::string sig = req.get_header_value("webhook-signature");
+    r.token_header = token;
+    r.webhook_id = id;
+    r.webhook_timestamp = ts;
+    r.webhook_signature = sig;
+    r.body = req.body;
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    bool fail = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fail = cfg.sink_fail_rate > 0 && unit(rng) < cfg.sink_fail_rate;
+    }
+    const int status = fail ? cfg.sink_status : 200;
+    LogInfo("{} {}", status, DescribeDelivery(r, cfg.secret, cfg.signing_secret, now));
+    res.status = status;
+    res.set_content(fail ? R"({"error":"walhook sink --fail-rate"})" : "{}", "application/json");
+  });
+  const auto colon = cfg.listen.rfind(':');
+  const std::string host = cfg.listen.substr(0, colon);
+  const int port = std::stoi(cfg.listen.substr(colon + 1));
+  if (!server.bind_to_port(host, port)) {
+    throw FatalError(kExitSetup, fmt::format("walhook sink: cannot listen on {}", cfg.listen));
+  }
+  g_server = &server;
+  signal(SIGTERM, StopSink);
+  signal(SIGINT, StopSink);
+  LogInfo("walhook sink listening on http://{} (token {}, signature {}, fail rate {})", cfg.listen,
+          cfg.secret.empty() ? "unchecked" : "checked",
+          cfg.signing_secret.empty() ? "unchecked" : "checked", cfg.sink_fail_rate);
+  server.listen_after_bind();
+  g_server = nullptr;
+  return kExitOk;
+}
+
+}  // namespace walhook
