@@ -413,3 +413,39 @@ TEST_CASE("Usage names the commands and flags") {
 
 }  // namespace
 }  // namespace walhook
+
+namespace walhook {
+namespace {
+
+TEST_CASE("config: sink, token, and status without --source") {
+  const Config sink = Ok({"sink"});
+  CHECK(sink.listen == "127.0.0.1:4123");
+  CHECK(sink.secret.empty());
+  CHECK(sink.sink_fail_rate == 0);
+  CHECK(sink.sink_status == 500);
+  const Config busy =
+      Ok({"sink", "--listen", "0.0.0.0:9000", "--secret", "s", "--signing-secret", "whsec_abc",
+          "--fail-rate", "0.25", "--status", "503", "--delay-ms", "20"});
+  CHECK(busy.listen == "0.0.0.0:9000");
+  CHECK(busy.sink_fail_rate == doctest::Approx(0.25));
+  CHECK(busy.sink_status == 503);
+  CHECK(busy.sink_delay == milliseconds(20));
+  Fails({"sink", "--fail-rate", "1.5"}, "--fail-rate");
+  Fails({"sink", "--fail-rate", "x"}, "--fail-rate");
+  Fails({"sink", "--status", "99"}, "--status");
+  Fails({"sink", "--delay-ms", "-1"}, "--delay-ms");
+  Fails({"sink", "--listen", "off"}, "--listen");
+  Fails({"sink", "--source", "x"}, "--source");
+
+  CHECK(Ok({"token", "--secret", "s"}).token_ttl == seconds(3600));
+  CHECK(Ok({"token", "--secret", "s", "--ttl", "10m"}).token_ttl == seconds(600));
+  Fails({"token"}, "--secret");
+  Fails({"token", "--secret", "s", "--ttl", "soon"}, "--ttl");
+
+  CHECK(Ok({"status", "--eventing-db", "e"}).eventing_db == "e");
+  Fails({"status"}, "--source");
+  Fails({"init", "--eventing-db", "e"}, "--source");
+}
+
+}  // namespace
+}  // namespace walhook
