@@ -8,6 +8,7 @@
 
 #include "walhook/batch_writer.h"
 #include "walhook/decoder.h"
+#include "walhook/delivery.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
 #include "walhook/log.h"
@@ -54,8 +55,13 @@ void SleepUnlessStopped(milliseconds d) {
 class Streamer {
  public:
   Streamer(const Config& cfg, EventStore& store, BatchWriter& writer, SourceCatalog& catalog,
-           Lsn confirmed)
-      : cfg_(cfg), store_(store), writer_(writer), catalog_(catalog), confirmed_(confirmed) {
+           Delivery& delivery, Lsn confirmed)
+      : cfg_(cfg),
+        store_(store),
+        writer_(writer),
+        catalog_(catalog),
+        delivery_(delivery),
+        confirmed_(confirmed) {
     db_ = catalog_.Database();
   }
 
@@ -232,7 +238,15 @@ class Streamer {
     }
     if (batch_.empty()) batch_started_ = Clock::now();
     for (const Trigger* t : matched_) {
-      batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_);
+      // Delivered straight from memory after the commit when there is room;
+      // ordered triggers go through the sweep, which keeps each key in order.
+      Handoff handoff = Handoff::kSweep;
+      if (t->ordered) {
+        handoff = Handoff::kOrdered;
+      } else if (payload.size() <= kMaxEventBytes && delivery_.Reserve(t->name, payload.size())) {
+        handoff = Handoff::kOwned;
+      }
+      batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_, handoff);
     }
   }
 
@@ -262,6 +276,7 @@ class Streamer {
   EventStore& store_;
   BatchWriter& writer_;
   SourceCatalog& catalog_;
+  Delivery& delivery_;
   std::string db_;
   Matcher matcher_;
   Decoder decoder_;
@@ -328,7 +343,7 @@ void Bridge::Init() {
   PrepareSlot(catalog, config_.slot);
 }
 
-void Bridge::Session() {
+void Bridge::Session(Delivery& delivery) {
   EventStore store(config_.eventing_db, config_.schema, config_.node_id);
   store.Migrate();
   store.Listen();
@@ -355,10 +370,10 @@ void Bridge::Session() {
     writer_stores.push_back(
         std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
   }
-  BatchWriter writer(std::move(writer_stores), store.LastStoredLsn());
+  BatchWriter writer(std::move(writer_stores), store.LastStoredLsn(), &delivery);
   // A standby waited: the streaming node moved the slot meanwhile.
   slot = catalog.Slot(config_.slot);
-  Streamer streamer(config_, store, writer, catalog, slot.confirmed_flush);
+  Streamer streamer(config_, store, writer, catalog, delivery, slot.confirmed_flush);
   streamer.ReloadTriggers();
   const std::vector<std::pair<std::string, std::string>> options = {
       {"format-version", "2"},
@@ -392,12 +407,15 @@ void Bridge::Session() {
 }
 
 int Bridge::Run() {
+  // Delivery runs for the whole process, whether this node streams or stands by.
+  Delivery delivery(config_);
+  delivery.Start();
   auto backoff = std::chrono::milliseconds(500);
   std::string last_error;
   while (!g_stop) {
     const auto started = Clock::now();
     try {
-      Session();
+      Session(delivery);
       if (g_stop) break;
     } catch (const FatalError&) {
       throw;
@@ -414,6 +432,7 @@ int Bridge::Run() {
       continue;
     }
   }
+  delivery.Stop();
   return kExitOk;
 }
 

@@ -25,6 +25,18 @@ namespace walhook {
 
 class EventStore;
 
+// Told what became of each batch (delivery uses it to hand owned events over).
+// Called on writer threads.
+class CommitListener {
+ public:
+  virtual ~CommitListener() = default;
+  // The batch committed; `stored` has the id of each of its owned events
+  // that was inserted (a replayed one already stored is absent).
+  virtual void Committed(EventBatch& batch, const std::vector<StoredEvent>& stored) = 0;
+  // The batch will not be written (a failure, or shutdown).
+  virtual void Dropped(EventBatch& batch) = 0;
+};
+
 class BatchWriter {
  public:
   static constexpr size_t kMaxPending = 3;
@@ -32,7 +44,9 @@ class BatchWriter {
   // One writer thread per store; each store is used only by its thread.
   // Batches whose events all have commit LSNs past `last_stored` are written
   // without conflict handling (nothing there can be stored already).
-  BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored);
+  // `listener` (may be null) must outlive the writer.
+  BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored,
+              CommitListener* listener);
   ~BatchWriter();  // stops the threads; batches not yet written are dropped
 
   // Queues `batch` (moved from; left empty). Once it and every batch before it
@@ -64,6 +78,7 @@ class BatchWriter {
 
   std::vector<std::unique_ptr<EventStore>> stores_;
   const Lsn last_stored_;
+  CommitListener* const listener_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

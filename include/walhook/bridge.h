@@ -12,6 +12,8 @@
 
 namespace walhook {
 
+class Delivery;
+
 class Bridge {
  public:
   explicit Bridge(Config config);
@@ -24,7 +26,7 @@ class Bridge {
   static void RequestStop();
 
  private:
-  void Session();
+  void Session(Delivery& delivery);
 
   Config config_;
 };

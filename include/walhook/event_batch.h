@@ -5,8 +5,10 @@
 // Thread-safety: one thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "walhook/lsn.h"
 
@@ -15,15 +17,40 @@ namespace walhook {
 // An event larger than this is stored 'failed' with a remark, not sent (SPEC §7).
 constexpr size_t kMaxEventBytes = 8u << 20;
 
+// How an event reaches the dispatcher once stored.
+enum class Handoff {
+  kSweep,    // found by the sweep (no lease at insert)
+  kOwned,    // leased to this node at insert and handed over in memory on commit
+  kOrdered,  // an ordered trigger's event: stored with its order key, swept in order
+};
+
+// An event leased to this node at insert, kept until the batch commits.
+struct OwnedEvent {
+  std::string trigger;
+  std::string type;
+  std::string payload;
+  Lsn lsn;
+  int seq = 0;
+};
+
+// An owned event as stored: its id and due time (ms since the epoch).
+struct StoredEvent {
+  int64_t id = 0;
+  Lsn lsn;
+  int seq = 0;
+  std::string trigger;
+  int64_t ts_ms = 0;
+};
+
 class EventBatch {
  public:
   EventBatch() { Clear(); }
 
   // Adds one event. `commit_ts` is a timestamptz text ("2026-11-28 04:06:36.9+00").
   // A payload over kMaxEventBytes is recorded as 'failed' with a remark and a
-  // null payload.
+  // null payload (and is never owned).
   void Add(std::string_view trigger, std::string_view type, std::string_view payload,
-           std::string_view commit_ts, Lsn commit_lsn, int seq);
+           std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff = Handoff::kSweep);
 
   size_t size() const { return size_; }
   // The commit LSN of the first event (the lowest: the stream is in commit order).
@@ -41,12 +68,23 @@ class EventBatch {
   std::string lsns() const { return Closed(lsns_); }
   std::string seqs() const { return Closed(seqs_); }
   std::string remarks() const { return Closed(remarks_); }
+  std::string owned_flags() const { return Closed(owned_flags_); }
+  std::string ordered_flags() const { return Closed(ordered_flags_); }
+
+  // Whether an event is kOrdered (the sweep must look soon).
+  bool has_ordered() const { return has_ordered_; }
+  // The kOwned events, in batch order.
+  std::vector<OwnedEvent>& owned() { return owned_; }
+  const std::vector<OwnedEvent>& owned() const { return owned_; }
 
  private:
   static std::string Closed(const std::string& literal);
   size_t size_ = 0;
   Lsn first_lsn_;
   std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
+  std::string owned_flags_, ordered_flags_;
+  std::vector<OwnedEvent> owned_;
+  bool has_ordered_ = false;
 };
 
 // Appends `value` to an open array literal as a quoted element.

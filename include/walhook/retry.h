@@ -16,6 +16,14 @@ constexpr std::chrono::milliseconds kMaxRetryDelay{3600 * 1000};
 // `jitter` in [0, 1) picks the point in the ±20 % band (0.5 = no jitter).
 std::chrono::milliseconds RetryDelay(int failed_attempts, int retry_interval_ms, double jitter);
 
+// After failed attempt number `attempt` (1 for the first) of an event whose
+// trigger allows `retries` retries: nullopt when no attempt follows (that was
+// attempt retries + 1, or `fail_now`), else the delay before the next one —
+// `retry_after` when the response gave one, else RetryDelay.
+std::optional<std::chrono::milliseconds> NextAttemptDelay(
+    int attempt, int retries, int retry_interval_ms, bool fail_now,
+    std::optional<std::chrono::milliseconds> retry_after, double jitter);
+
 // Parses a Retry-After value: delta-seconds ("120") or an IMF-fixdate
 // ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now`. A date in the past
 // gives 0. nullopt when malformed. Capped at kMaxRetryDelay.

@@ -52,9 +52,10 @@ class EventStore {
 
   // Writes the batch in one transaction. With `replay`, events already stored
   // (same commit LSN, position and trigger) are skipped; without, one of them
-  // is an error (pqxx::unique_violation) that ends the session. Returns the
-  // number inserted.
-  size_t Insert(const EventBatch& batch, bool replay);
+  // is an error (pqxx::unique_violation) that ends the session. Owned events
+  // are leased to this node (kLease); *owned gets those inserted, with ids.
+  // Returns the number inserted.
+  size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned);
   // The highest source_lsn stored (0/0 when none): batches wholly past it
   // cannot hold a stored event.
   Lsn LastStoredLsn();

@@ -28,6 +28,7 @@ struct Trigger {
   std::optional<std::string> condition;
   std::optional<std::string> path_prefix;
   bool enabled = true;
+  bool ordered = false;  // delivered one at a time per primary key
   // Set by validation: false when a definition error keeps the trigger from
   // firing at all (the error is shown in trigger_status.last_error).
   bool active = true;

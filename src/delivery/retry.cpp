@@ -21,6 +21,14 @@ milliseconds RetryDelay(int failed_attempts, int retry_interval_ms, double jitte
   return milliseconds(static_cast<int64_t>(ms));
 }
 
+std::optional<milliseconds> NextAttemptDelay(int attempt, int retries, int retry_interval_ms,
+                                             bool fail_now, std::optional<milliseconds> retry_after,
+                                             double jitter) {
+  if (fail_now || attempt > retries) return std::nullopt;
+  if (retry_after) return std::min(*retry_after, kMaxRetryDelay);
+  return RetryDelay(attempt, retry_interval_ms, jitter);
+}
+
 namespace {
 
 std::string_view Trim(std::string_view s) {

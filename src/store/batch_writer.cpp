@@ -4,8 +4,9 @@
 
 namespace walhook {
 
-BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored)
-    : stores_(std::move(stores)), last_stored_(last_stored) {
+BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored,
+                         CommitListener* listener)
+    : stores_(std::move(stores)), last_stored_(last_stored), listener_(listener) {
   for (auto& store : stores_) {
     threads_.emplace_back([this, s = store.get()] { Loop(s); });
   }
@@ -18,6 +19,9 @@ BatchWriter::~BatchWriter() {
   }
   cv_.notify_all();
   for (std::thread& t : threads_) t.join();
+  if (listener_ != nullptr) {
+    for (Job& job : queue_) listener_->Dropped(job.batch);
+  }
 }
 
 void BatchWriter::RethrowLocked() {
@@ -62,6 +66,7 @@ uint64_t BatchWriter::inserted() {
 }
 
 void BatchWriter::Loop(EventStore* store) {
+  std::vector<StoredEvent> stored;  // reused: owned events with their ids
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !error_); });
@@ -73,9 +78,18 @@ void BatchWriter::Loop(EventStore* store) {
     size_t n = 0;
     std::exception_ptr error;
     try {
-      if (!job.batch.empty()) n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_);
+      if (!job.batch.empty()) {
+        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored);
+      }
     } catch (...) {
       error = std::current_exception();
+    }
+    if (listener_ != nullptr) {
+      if (error) {
+        listener_->Dropped(job.batch);
+      } else {
+        listener_->Committed(job.batch, stored);
+      }
     }
     lock.lock();
     --busy_;

@@ -32,15 +32,17 @@ std::string EventBatch::Closed(const std::string& literal) {
 void EventBatch::Clear() {
   size_ = 0;
   first_lsn_ = Lsn();
-  for (std::string* s :
-       {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_, &seqs_, &remarks_}) {
+  for (std::string* s : {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_, &seqs_,
+                         &remarks_, &owned_flags_, &ordered_flags_}) {
     s->clear();
     s->push_back('{');
   }
+  owned_.clear();
+  has_ordered_ = false;
 }
 
 void EventBatch::Add(std::string_view trigger, std::string_view type, std::string_view payload,
-                     std::string_view commit_ts, Lsn commit_lsn, int seq) {
+                     std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff) {
   if (size_++ == 0) first_lsn_ = commit_lsn;
   AppendArrayElement(&triggers_, trigger);
   AppendArrayElement(&types_, type);
@@ -49,6 +51,12 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
   fmt::format_to(std::back_inserter(lsns_), "{}", commit_lsn);
   Separator(&seqs_);
   fmt::format_to(std::back_inserter(seqs_), "{}", seq);
+  if (payload.size() > kMaxEventBytes) handoff = Handoff::kSweep;
+  Separator(&owned_flags_);
+  owned_flags_.push_back(handoff == Handoff::kOwned ? 't' : 'f');
+  Separator(&ordered_flags_);
+  ordered_flags_.push_back(handoff == Handoff::kOrdered ? 't' : 'f');
+  has_ordered_ |= handoff == Handoff::kOrdered;
   if (payload.size() > kMaxEventBytes) {
     AppendArrayElement(&statuses_, "failed");
     AppendArrayElement(&payloads_, "null");
@@ -60,6 +68,10 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
   AppendArrayElement(&payloads_, payload);
   Separator(&remarks_);
   remarks_ += "NULL";
+  if (handoff == Handoff::kOwned) {
+    owned_.push_back(
+        OwnedEvent{std::string(trigger), std::string(type), std::string(payload), commit_lsn, seq});
+  }
 }
 
 }  // namespace walhook

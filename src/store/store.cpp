@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include "walhook/delivery_store.h"
 #include "walhook/errors.h"
 #include "walhook/migrations.h"
 
@@ -45,8 +46,9 @@ class EventStore::Receiver : public pqxx::notification_receiver {
  public:
   Receiver(pqxx::connection& conn, const std::string& channel, bool* changed)
       : pqxx::notification_receiver(conn, channel), changed_(changed) {}
-  void operator()(const std::string& /*payload*/, int /*backend_pid*/) override {
-    *changed_ = true;
+  void operator()(const std::string& payload, int /*backend_pid*/) override {
+    // "wake" is for delivery (redeliver); anything else means triggers changed.
+    if (payload != "wake") *changed_ = true;
   }
 
  private:
@@ -60,16 +62,24 @@ EventStore::EventStore(const std::string& conninfo, std::string schema, std::str
   conn_.set_variable("synchronous_commit", "on");
   // Past every stored position nothing can conflict, so the plain INSERT
   // skips the speculative insertion ON CONFLICT costs; a replay uses the other.
+  // Owned events are leased to this node from the insert on; ordered ones
+  // get their order key (the primary key's JSON text).
   const std::string insert = fmt::format(
       "INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, event_ts, "
-      "source_lsn, source_seq, remark) "
-      "SELECT n, ty, st, p, t, t, l, q, r FROM unnest($1::text[], $2::text[], $3::text[], "
-      "$4::json[], $5::timestamptz[], $6::pg_lsn[], $7::int[], $8::text[]) "
-      "AS u(n, ty, st, p, t, l, q, r)",
-      conn_.quote_name(schema_));
-  conn_.prepare("insert_events", insert);
-  conn_.prepare("insert_events_replay",
-                insert + " ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING");
+      "source_lsn, source_seq, remark, lease_owner, lease_until, order_key) "
+      "SELECT n, ty, st, p, t, t, l, q, r, CASE WHEN o THEN $9 END, "
+      "  CASE WHEN o THEN now() + interval '{} s' END, CASE WHEN k THEN (p->'find')::text END "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::json[], $5::timestamptz[], "
+      "  $6::pg_lsn[], $7::int[], $8::text[], $10::bool[], $11::bool[]) "
+      "  AS u(n, ty, st, p, t, l, q, r, o, k)",
+      conn_.quote_name(schema_), kLease.count());
+  const std::string returning =
+      " RETURNING id, lease_owner IS NOT NULL, source_lsn::text, source_seq, trigger_name, "
+      "(extract(epoch FROM ts) * 1000)::int8";
+  conn_.prepare("insert_events", insert + returning);
+  conn_.prepare(
+      "insert_events_replay",
+      insert + " ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING" + returning);
 }
 
 EventStore::~EventStore() = default;
@@ -123,7 +133,7 @@ std::vector<Trigger> EventStore::LoadTriggers() {
   pqxx::read_transaction tx(conn_);
   const auto rows = tx.exec(fmt::format(
       "SELECT name, type, table_name, coalesce(array_to_json(columns)::text, '[]'), condition, "
-      "path_prefix, enabled FROM {}.triggers ORDER BY name",
+      "path_prefix, enabled, ordered FROM {}.triggers ORDER BY name",
       Quoted()));
   std::vector<Trigger> out;
   out.reserve(rows.size());
@@ -144,6 +154,7 @@ std::vector<Trigger> EventStore::LoadTriggers() {
     t.condition = OptionalText(r[4]);
     t.path_prefix = OptionalText(r[5]);
     t.enabled = r[6].as<bool>();
+    t.ordered = r[7].as<bool>();
     out.push_back(std::move(t));
   }
   return out;
@@ -182,14 +193,25 @@ Lsn EventStore::LastStoredLsn() {
   return Lsn::Parse(r[0].as<std::string>()).value_or(Lsn(~uint64_t{0}));
 }
 
-size_t EventStore::Insert(const EventBatch& batch, bool replay) {
+size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned) {
+  owned->clear();
   pqxx::work tx(conn_);
-  const auto res =
-      tx.exec_prepared(replay ? "insert_events_replay" : "insert_events", batch.triggers(),
-                       batch.types(), batch.statuses(), batch.payloads(), batch.timestamps(),
-                       batch.lsns(), batch.seqs(), batch.remarks());
+  const auto res = tx.exec_prepared(
+      replay ? "insert_events_replay" : "insert_events", batch.triggers(), batch.types(),
+      batch.statuses(), batch.payloads(), batch.timestamps(), batch.lsns(), batch.seqs(),
+      batch.remarks(), node_id_, batch.owned_flags(), batch.ordered_flags());
   tx.commit();
-  return static_cast<size_t>(res.affected_rows());
+  for (const auto& r : res) {
+    if (!r[1].as<bool>()) continue;
+    StoredEvent e;
+    e.id = r[0].as<int64_t>();
+    e.lsn = Lsn::Parse(r[2].c_str()).value_or(Lsn());
+    e.seq = r[3].as<int>();
+    e.trigger = r[4].as<std::string>();
+    e.ts_ms = r[5].as<int64_t>();
+    owned->push_back(std::move(e));
+  }
+  return res.size();
 }
 
 void EventStore::Report(const NodeReport& r) {

@@ -42,5 +42,18 @@ TEST_CASE("retry: Retry-After in seconds or as an HTTP date") {
   }
 }
 
+TEST_CASE("retry: attempts stop after retries + 1, or at once for 410; Retry-After wins") {
+  // retries = 2: attempts 1 and 2 are followed by another, attempt 3 is the last.
+  CHECK(NextAttemptDelay(1, 2, 1000, false, std::nullopt, 0.5) == milliseconds(1000));
+  CHECK(NextAttemptDelay(2, 2, 1000, false, std::nullopt, 0.5) == milliseconds(2000));
+  CHECK_FALSE(NextAttemptDelay(3, 2, 1000, false, std::nullopt, 0.5).has_value());
+  CHECK_FALSE(NextAttemptDelay(1, 0, 1000, false, std::nullopt, 0.5).has_value());
+  CHECK_FALSE(NextAttemptDelay(1, 5, 1000, true, std::nullopt, 0.5).has_value());
+  CHECK(NextAttemptDelay(1, 2, 10, false, milliseconds(3000), 0.5) == milliseconds(3000));
+  CHECK(NextAttemptDelay(1, 2, 10, false, milliseconds(99999999), 0.5) == kMaxRetryDelay);
+  // A Retry-After on the last attempt changes nothing: it was the last.
+  CHECK_FALSE(NextAttemptDelay(3, 2, 10, false, milliseconds(3000), 0.5).has_value());
+}
+
 }  // namespace
 }  // namespace walhook

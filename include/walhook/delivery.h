@@ -1,0 +1,103 @@
+#pragma once
+// Delivery: the webhook engine of `walhook run` (SPEC §4). Two threads of its
+// own: the dispatcher runs one libcurl multi loop (keep-alive, HTTP/2
+// multiplexing where offered, TLS verified) over the events this node holds;
+// the store thread claims due events, writes outcomes and invocation rows in
+// batches, renews and releases leases, and applies retention. Events the
+// capture side stores are leased to this node at insert and handed over in
+// memory right after their commit, so delivery starts without a poll.
+//
+// Limits: at most kMaxInFlight requests at once and kTriggerInFlight per
+// trigger; at most kMaxHeld events (kMaxHeldBytes of payload) held in
+// memory, kTriggerHeld per trigger — the rest wait in event_logs. A slow
+// endpoint fills only its own trigger's share.
+//
+// Thread-safety: Reserve/Poke from the capture thread, Committed/Dropped
+// from writer threads, the rest from the owner; all of them may run at once.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "walhook/batch_writer.h"
+#include "walhook/config.h"
+#include "walhook/delivery_store.h"
+
+namespace walhook {
+
+class Delivery : public CommitListener {
+ public:
+  static constexpr int kMaxInFlight = 256;
+  static constexpr int kTriggerInFlight = 64;
+  static constexpr size_t kMaxHeld = 20000;
+  static constexpr size_t kTriggerHeld = 10000;
+  static constexpr size_t kMaxHeldBytes = 64u << 20;
+
+  explicit Delivery(const Config& config);
+  ~Delivery() override;  // Stop()
+
+  void Start();
+  // Stops taking work, lets requests in flight finish (up to their timeout,
+  // at most 10 s), writes their outcomes and releases the leases of events
+  // not sent, so another node (or the next start) takes them at once.
+  void Stop();
+
+  // Room for one more event of `trigger` with a payload of `bytes`, to be
+  // leased at insert and handed over by Committed; false leaves the event
+  // to the sweep.
+  bool Reserve(const std::string& trigger, size_t bytes);
+  // Events of an ordered trigger were stored: sweep now.
+  void Poke();
+
+  void Committed(EventBatch& batch, const std::vector<StoredEvent>& stored) override;
+  void Dropped(EventBatch& batch) override;
+
+  // Attempts finished so far, and requests in flight now.
+  uint64_t attempts() const { return attempts_.load(); }
+  int in_flight() const { return in_flight_.load(); }
+
+ private:
+  class Dispatcher;
+  void StoreLoop();
+  void StoreSession(DeliveryStore& store);
+  void Sweep(DeliveryStore& store);
+  void LoadTargets(DeliveryStore& store);
+  void Unhold(const std::string& trigger, size_t bytes);  // REQUIRES: mu_ held
+  void Wake();                                            // the store thread
+
+  const Config& cfg_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::thread store_thread_;
+  int wake_fd_ = -1;  // eventfd: the store thread has work
+
+  std::mutex mu_;
+  // Held: reserved, queued, or being sent. Counts shrink when an attempt ends.
+  size_t held_ = 0;
+  size_t held_bytes_ = 0;
+  std::unordered_map<std::string, size_t> held_by_trigger_;
+  std::unordered_set<int64_t> held_ids_;  // for lease renewal
+  std::vector<AttemptRecord> outcomes_;   // to write
+  std::vector<int64_t> releases_;         // leases to give back, no attempt made
+  bool poke_ = false;
+  bool stopping_ = false;
+  bool store_done_ = false;
+
+  // The store thread's own.
+  std::vector<std::string> target_names_;
+  std::unordered_set<std::string> ordered_names_;
+  bool backlog_ = false;  // the last sweep filled some trigger's room
+
+  std::atomic<uint64_t> attempts_{0};
+  std::atomic<int> in_flight_{0};
+
+  friend class Dispatcher;
+};
+
+}  // namespace walhook

@@ -1,0 +1,107 @@
+#pragma once
+// DeliveryStore: the delivery side of the eventing database (libpqxx) —
+// webhook targets, claims with leases on the database's clock, batched
+// outcomes and invocation rows, lease renewal and release, retention, and
+// the node's delivery figures. Errors from the server are pqxx exceptions.
+// Thread-safety: one thread (the delivery store thread).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+namespace walhook {
+
+// How long a node owns an event it claimed, unless it renews the lease.
+constexpr std::chrono::seconds kLease{30};
+
+// What delivery needs of a trigger, read again on every change.
+struct Target {
+  std::string name;
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  int retries = 3;
+  int timeout_ms = 5000;
+  int retry_interval_ms = 5000;
+  bool ordered = false;
+};
+
+// An event this node now holds a lease on.
+struct HeldEvent {
+  int64_t id = 0;
+  std::string trigger;
+  std::string type;
+  std::string payload;
+  int64_t ts_ms = 0;  // due time, ms since the epoch: the CloudEvents "time"
+  int attempts = 0;   // attempts made before this one
+};
+
+enum class EventStatus { kStaged, kProcessed, kFailed };
+
+// The outcome of one attempt, written with its invocation row.
+struct AttemptRecord {
+  int64_t event_id = 0;
+  std::string trigger;
+  int attempt = 0;  // 1 for the first
+  EventStatus status = EventStatus::kStaged;
+  int64_t retry_in_ms = 0;  // kStaged: when the next attempt is due
+  std::string remark;       // empty on success
+  int64_t started_ms = 0;   // ms since the epoch
+  int duration_ms = 0;
+  long http_status = 0;        // 0: no response
+  std::string response_body;   // first 4 KiB
+  std::string error;           // empty when none
+  size_t payload_bytes = 0;    // not stored: what the event held in memory
+};
+
+class DeliveryStore {
+ public:
+  DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id);
+  ~DeliveryStore();
+
+  // Listens for trigger changes and wake-ups (redeliver).
+  void Listen();
+  int socket() const;
+  struct Notices {
+    bool triggers_changed = false;
+    bool wake = false;
+  };
+  // Handles arrived notifications without blocking.
+  Notices Poll();
+
+  std::vector<Target> LoadTargets();
+
+  // Claims due events without a live lease, up to `room` per trigger (events
+  // of an ordered trigger: only the first staged event of each key), with a
+  // lease of kLease. Leases this node's name held before `started` (a
+  // previous run with the same --node-id) count as expired.
+  std::vector<HeldEvent> Claim(const std::vector<std::pair<std::string, int>>& room);
+
+  // Writes outcomes and invocation rows in one transaction. An event no
+  // longer staged (cancelled meanwhile) keeps its status.
+  void Record(const std::vector<AttemptRecord>& records);
+  void Renew(const std::vector<int64_t>& ids);
+  void Release(const std::vector<int64_t>& ids);
+
+  // Deletes up to `limit` events (and their invocation rows) past retention;
+  // returns how many. Also cancels staged events whose trigger is gone.
+  size_t Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention,
+                int limit);
+
+  void ReportDeliveries(double deliveries_per_s, int in_flight);
+
+ private:
+  class Receiver;
+  pqxx::connection conn_;
+  std::string schema_;
+  std::string node_id_;
+  std::string started_;  // the database's now() when this store connected
+  std::unique_ptr<Receiver> receiver_;
+  Notices notices_;
+};
+
+}  // namespace walhook

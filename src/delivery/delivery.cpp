@@ -1,0 +1,781 @@
+#include "walhook/delivery.h"
+
+#include <curl/curl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+
+#include "walhook/errors.h"
+#include "walhook/log.h"
+#include "walhook/retry.h"
+#include "walhook/webhook_request.h"
+
+namespace walhook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr size_t kBodyKept = 4096;        // of a response, into invocation_logs
+constexpr size_t kBodyJudged = 64 << 10;  // of a response, read for its "error"
+constexpr milliseconds kSweepInterval{1000};
+constexpr milliseconds kRenewInterval{10000};
+constexpr milliseconds kReportInterval{1000};
+constexpr milliseconds kRetentionInterval{60000};
+constexpr milliseconds kStopWait{10000};
+constexpr milliseconds kMaxBackoff{30000};
+constexpr int kClaimMax = 1000;  // per trigger and sweep
+constexpr int kRetentionBatch = 1000;
+constexpr int kRetentionBatchesPerRun = 20;
+
+int64_t EpochMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string HumanDelay(milliseconds d) {
+  if (d < milliseconds(1000)) return fmt::format("{} ms", d.count());
+  if (d < milliseconds(120000)) return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1e3);
+  return fmt::format("{} min", d.count() / 60000);
+}
+
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  return s;
+}
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+}  // namespace
+
+// The libcurl multi loop. Events arrive through Add; each attempt's outcome
+// goes to Delivery::outcomes_. Thread-safety: Add/SetTargets/Stop from any
+// thread; the loop runs on its own.
+class Delivery::Dispatcher {
+ public:
+  explicit Dispatcher(Delivery& owner)
+      : owner_(owner),
+        multi_(curl_multi_init(), &curl_multi_cleanup),
+        signer_(owner.cfg_.secret, owner.cfg_.node_id),
+        rng_(std::random_device{}()) {
+    curl_multi_setopt(multi_.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi_.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, long{kMaxInFlight});
+    curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, long{kMaxInFlight});
+  }
+
+  ~Dispatcher() {
+    Stop();
+    for (auto& [easy, request] : active_) {
+      curl_multi_remove_handle(multi_.get(), easy);
+      Free(*request);
+    }
+    for (auto& request : spare_) Free(*request);
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    curl_multi_wakeup(multi_.get());
+    if (thread_.joinable()) thread_.join();
+  }
+
+  bool stopped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_;
+  }
+
+  void Add(std::vector<HeldEvent>&& events) {
+    if (events.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!closing_) {
+        for (HeldEvent& e : events) inbox_.push_back(std::move(e));
+        events.clear();
+      }
+    }
+    // Too late to send: give the leases back.
+    if (!events.empty()) {
+      std::lock_guard<std::mutex> lock(owner_.mu_);
+      for (const HeldEvent& e : events) {
+        owner_.releases_.push_back(e.id);
+        owner_.Unhold(e.trigger, e.payload.size());
+      }
+      owner_.Wake();
+      return;
+    }
+    curl_multi_wakeup(multi_.get());
+  }
+
+  void SetTargets(std::vector<Target> targets) {
+    auto map = std::make_shared<std::unordered_map<std::string, Target>>();
+    for (Target& t : targets) map->emplace(t.name, std::move(t));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      targets_ = std::move(map);
+    }
+    curl_multi_wakeup(multi_.get());
+  }
+
+ private:
+  struct Request {
+    CURL* easy = nullptr;
+    HeldEvent event;
+    std::string body;
+    curl_slist* headers = nullptr;
+    std::string response;
+    std::string retry_after;
+    int64_t started_ms = 0;
+    Clock::time_point started;
+    int retries = 0;
+    int retry_interval_ms = 0;
+    int timeout_ms = 0;
+    char error[CURL_ERROR_SIZE] = {};
+  };
+
+  struct Queue {
+    std::deque<HeldEvent> events;
+    int in_flight = 0;
+  };
+
+  static size_t OnBody(char* data, size_t size, size_t n, void* user) {
+    auto* r = static_cast<Request*>(user);
+    const size_t bytes = size * n;
+    if (r->response.size() < kBodyJudged) {
+      r->response.append(data, std::min(bytes, kBodyJudged - r->response.size()));
+    }
+    return bytes;
+  }
+
+  static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+    auto* r = static_cast<Request*>(user);
+    const std::string_view line(data, size * n);
+    if (line.rfind("HTTP/", 0) == 0) r->retry_after.clear();  // a new response (after a 1xx)
+    if (StartsWithNoCase(line, "retry-after:")) {
+      r->retry_after.assign(Trim(line.substr(12)));
+    }
+    return size * n;
+  }
+
+  static void Free(Request& r) {
+    if (r.headers != nullptr) curl_slist_free_all(r.headers);
+    r.headers = nullptr;
+    if (r.easy != nullptr) curl_easy_cleanup(r.easy);
+    r.easy = nullptr;
+  }
+
+  void Loop() {
+    bool draining = false;
+    Clock::time_point deadline;
+    for (;;) {
+      std::shared_ptr<const std::unordered_map<std::string, Target>> targets;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (HeldEvent& e : inbox_) {
+          const std::string trigger = e.trigger;
+          queues_[trigger].events.push_back(std::move(e));
+        }
+        inbox_.clear();
+        targets = targets_;
+        if (stop_ && !draining) {
+          draining = true;
+          deadline = Clock::now() + kStopWait;
+        }
+      }
+      if (!draining && targets) StartRequests(*targets);
+      int running = 0;
+      curl_multi_perform(multi_.get(), &running);
+      Finish();
+      if (draining && (active_.empty() || Clock::now() >= deadline)) break;
+      curl_multi_poll(multi_.get(), nullptr, 0, 100, nullptr);
+    }
+    // What was not sent, and what is still on the wire past the deadline,
+    // goes back to the store: another node (or the next start) sends it.
+    std::vector<HeldEvent> late;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;  // from now on Add gives events straight back
+      late.swap(inbox_);
+    }
+    {
+      std::lock_guard<std::mutex> lock(owner_.mu_);
+      auto release = [&](const HeldEvent& e) {
+        owner_.releases_.push_back(e.id);
+        owner_.Unhold(e.trigger, e.payload.size());
+      };
+      for (auto& [easy, request] : active_) release(request->event);
+      for (auto& [name, queue] : queues_) {
+        for (const HeldEvent& e : queue.events) release(e);
+      }
+      for (const HeldEvent& e : late) release(e);
+      queues_.clear();
+      owner_.in_flight_ = 0;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    owner_.Wake();
+  }
+
+  void StartRequests(const std::unordered_map<std::string, Target>& targets) {
+    // Round robin from a different trigger each time, so one trigger's
+    // backlog does not always go first.
+    if (queues_.empty()) return;
+    auto start = queues_.upper_bound(last_served_);
+    std::vector<std::map<std::string, Queue>::iterator> order;
+    for (auto it = start; it != queues_.end(); ++it) order.push_back(it);
+    for (auto it = queues_.begin(); it != start; ++it) order.push_back(it);
+    for (auto it : order) {
+      Queue& q = it->second;
+      const auto target = targets.find(it->first);
+      if (target == targets.end()) {
+        // The trigger is gone: its staged events were cancelled with it.
+        std::lock_guard<std::mutex> lock(owner_.mu_);
+        for (const HeldEvent& e : q.events) {
+          owner_.releases_.push_back(e.id);
+          owner_.Unhold(e.trigger, e.payload.size());
+        }
+        q.events.clear();
+        owner_.Wake();
+        continue;
+      }
+      while (!q.events.empty() && q.in_flight < kTriggerInFlight &&
+             static_cast<int>(active_.size()) < kMaxInFlight) {
+        Send(std::move(q.events.front()), target->second);
+        q.events.pop_front();
+        ++q.in_flight;
+        last_served_ = it->first;
+      }
+    }
+    // Empty queues go, so the map holds only triggers with work.
+    for (auto it = queues_.begin(); it != queues_.end();) {
+      it = it->second.events.empty() && it->second.in_flight == 0 ? queues_.erase(it) : ++it;
+    }
+    owner_.in_flight_ = static_cast<int>(active_.size());
+  }
+
+  void Send(HeldEvent event, const Target& target) {
+    std::unique_ptr<Request> r;
+    if (!spare_.empty()) {
+      r = std::move(spare_.back());
+      spare_.pop_back();
+      curl_easy_reset(r->easy);
+    } else {
+      r = std::make_unique<Request>();
+      r->easy = curl_easy_init();
+    }
+    const int64_t now_ms = EpochMs();
+    r->event = std::move(event);
+    r->body = BuildCloudEvent(r->event.id, r->event.type, owner_.cfg_.node_id, r->event.ts_ms,
+                              r->event.payload);
+    r->response.clear();
+    r->retry_after.clear();
+    r->error[0] = '\0';
+    r->started_ms = now_ms;
+    r->started = Clock::now();
+    r->retries = target.retries;
+    r->retry_interval_ms = target.retry_interval_ms;
+    r->timeout_ms = target.timeout_ms;
+    if (r->headers != nullptr) curl_slist_free_all(r->headers);
+    r->headers = nullptr;
+    auto add = [&](const std::string& line) { r->headers = curl_slist_append(r->headers, line.c_str()); };
+    add("Content-Type: application/json");
+    add("Expect:");  // no 100-continue round trip for large bodies
+    add("X-SC-Token: " + signer_.Header(now_ms / 1000));
+    if (!owner_.cfg_.signing_secret.empty()) {
+      const std::string id = std::to_string(r->event.id);
+      const int64_t ts = now_ms / 1000;
+      auto sig = SignStandardWebhook(owner_.cfg_.signing_secret, id, ts, r->body);
+      add("webhook-id: " + id);
+      add("webhook-timestamp: " + std::to_string(ts));
+      if (sig.ok()) add("webhook-signature: " + *sig);
+    }
+    for (const std::string& h : target.headers) add(h);
+
+    CURL* e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, target.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "walhook/" WALHOOK_VERSION);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Dispatcher::OnBody);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Dispatcher::OnHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r.get());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+    curl_multi_add_handle(multi_.get(), e);
+    active_.emplace(e, std::move(r));
+  }
+
+  // Turns finished transfers into outcomes.
+  void Finish() {
+    int left = 0;
+    std::vector<AttemptRecord> records;
+    while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode rc = msg->data.result;
+      curl_multi_remove_handle(multi_.get(), easy);
+      auto it = active_.find(easy);
+      if (it == active_.end()) continue;
+      std::unique_ptr<Request> r = std::move(it->second);
+      active_.erase(it);
+      records.push_back(Judge(*r, rc));
+      auto q = queues_.find(r->event.trigger);
+      if (q != queues_.end()) --q->second.in_flight;
+      r->event.payload.clear();
+      r->event.payload.shrink_to_fit();
+      r->body.clear();
+      r->body.shrink_to_fit();
+      spare_.push_back(std::move(r));
+    }
+    if (records.empty()) return;
+    owner_.attempts_ += records.size();
+    owner_.in_flight_ = static_cast<int>(active_.size());
+    std::lock_guard<std::mutex> lock(owner_.mu_);
+    for (AttemptRecord& rec : records) {
+      owner_.Unhold(rec.trigger, rec.payload_bytes);
+      owner_.outcomes_.push_back(std::move(rec));
+    }
+    owner_.Wake();
+  }
+
+  AttemptRecord Judge(Request& r, CURLcode rc) {
+    long code = 0;
+    curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &code);
+    std::string transport;
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      transport = fmt::format("timed out after {} ms", r.timeout_ms);
+    } else if (rc != CURLE_OK) {
+      transport = r.error[0] != '\0' ? r.error : curl_easy_strerror(rc);
+    }
+    // A response cut short is no answer, whatever its status line said.
+    const Verdict v = JudgeResponse(rc == CURLE_OK ? code : 0, r.response, transport);
+    AttemptRecord rec;
+    rec.event_id = r.event.id;
+    rec.trigger = r.event.trigger;
+    rec.payload_bytes = r.event.payload.size();
+    rec.attempt = r.event.attempts + 1;
+    rec.started_ms = r.started_ms;
+    rec.duration_ms = static_cast<int>(
+        std::chrono::duration_cast<milliseconds>(Clock::now() - r.started).count());
+    rec.http_status = code;
+    rec.response_body = r.response.substr(0, kBodyKept);
+    if (v.outcome == Outcome::kSuccess) {
+      rec.status = EventStatus::kProcessed;
+      return rec;
+    }
+    rec.error = v.reason;
+    std::optional<milliseconds> retry_after;
+    if (!r.retry_after.empty()) {
+      retry_after = ParseRetryAfter(r.retry_after, std::chrono::system_clock::now());
+    }
+    const auto delay = NextAttemptDelay(rec.attempt, r.retries, r.retry_interval_ms,
+                                        v.outcome == Outcome::kFailNow, retry_after,
+                                        std::uniform_real_distribution<double>(0, 1)(rng_));
+    if (delay) {
+      rec.status = EventStatus::kStaged;
+      rec.retry_in_ms = delay->count();
+      rec.remark = fmt::format("{} (attempt {} of {}; next in {}{})", v.reason, rec.attempt,
+                               r.retries + 1, HumanDelay(*delay),
+                               retry_after ? ", as Retry-After asked" : "");
+    } else {
+      rec.status = EventStatus::kFailed;
+      rec.remark = v.outcome == Outcome::kFailNow
+                       ? v.reason
+                       : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason,
+                                     rec.attempt, r.retries + 1);
+    }
+    return rec;
+  }
+
+  Delivery& owner_;
+  std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi_;
+  TokenSigner signer_;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+
+  std::mutex mu_;  // guards the five below
+  std::vector<HeldEvent> inbox_;
+  std::shared_ptr<const std::unordered_map<std::string, Target>> targets_;
+  bool stop_ = false;
+  bool closing_ = false;  // the loop is ending: Add releases instead
+  bool done_ = false;     // ended, and everything it held is given back
+
+  // The loop thread's own.
+  std::map<std::string, Queue> queues_;
+  std::string last_served_;
+  std::unordered_map<CURL*, std::unique_ptr<Request>> active_;
+  std::vector<std::unique_ptr<Request>> spare_;
+};
+
+Delivery::Delivery(const Config& config) : cfg_(config) {
+  static CurlGlobal curl_global;
+  if (!cfg_.signing_secret.empty()) {
+    auto check = SignStandardWebhook(cfg_.signing_secret, "1", 0, "");
+    if (!check.ok()) {
+      throw FatalError(kExitUsage, fmt::format("--signing-secret: {}", check.error()));
+    }
+  }
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  dispatcher_ = std::make_unique<Dispatcher>(*this);
+}
+
+Delivery::~Delivery() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Delivery::Start() {
+  dispatcher_->Start();
+  store_thread_ = std::thread([this] { StoreLoop(); });
+}
+
+void Delivery::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !store_thread_.joinable()) return;
+    stopping_ = true;
+  }
+  dispatcher_->Stop();
+  Wake();
+  if (store_thread_.joinable()) store_thread_.join();
+}
+
+bool Delivery::Reserve(const std::string& trigger, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || held_ >= kMaxHeld || held_bytes_ + bytes > kMaxHeldBytes) return false;
+  size_t& n = held_by_trigger_[trigger];
+  if (n >= kTriggerHeld) return false;
+  ++n;
+  ++held_;
+  held_bytes_ += bytes;
+  return true;
+}
+
+void Delivery::Unhold(const std::string& trigger, size_t bytes) {
+  held_ = held_ > 0 ? held_ - 1 : 0;
+  held_bytes_ = held_bytes_ >= bytes ? held_bytes_ - bytes : 0;
+  auto it = held_by_trigger_.find(trigger);
+  if (it != held_by_trigger_.end() && --it->second == 0) held_by_trigger_.erase(it);
+}
+
+void Delivery::Poke() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    poke_ = true;
+  }
+  Wake();
+}
+
+void Delivery::Wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stored) {
+  std::vector<OwnedEvent>& owned = batch.owned();
+  std::vector<bool> taken(owned.size(), false);
+  std::vector<HeldEvent> events;
+  events.reserve(stored.size());
+  size_t cursor = 0;
+  for (const StoredEvent& s : stored) {
+    // Rows come back in batch order; search from the start only if not.
+    auto matches = [&](size_t i) {
+      return !taken[i] && owned[i].seq == s.seq && owned[i].lsn == s.lsn &&
+             owned[i].trigger == s.trigger;
+    };
+    size_t i = cursor;
+    while (i < owned.size() && !matches(i)) ++i;
+    if (i == owned.size()) {
+      i = 0;
+      while (i < owned.size() && !matches(i)) ++i;
+      if (i == owned.size()) continue;
+    }
+    taken[i] = true;
+    cursor = i + 1;
+    HeldEvent e;
+    e.id = s.id;
+    e.trigger = std::move(owned[i].trigger);
+    e.type = std::move(owned[i].type);
+    e.payload = std::move(owned[i].payload);
+    e.ts_ms = s.ts_ms;
+    events.push_back(std::move(e));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Owned events not inserted (a replay: already stored) were reserved for nothing.
+    for (size_t i = 0; i < owned.size(); ++i) {
+      if (!taken[i]) Unhold(owned[i].trigger, owned[i].payload.size());
+    }
+    for (const HeldEvent& e : events) held_ids_.insert(e.id);
+  }
+  dispatcher_->Add(std::move(events));
+  if (batch.has_ordered()) Poke();
+}
+
+void Delivery::Dropped(EventBatch& batch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const OwnedEvent& e : batch.owned()) Unhold(e.trigger, e.payload.size());
+}
+
+void Delivery::StoreLoop() {
+  milliseconds backoff(500);
+  std::string last_error;
+  for (;;) {
+    try {
+      DeliveryStore store(cfg_.eventing_db, cfg_.schema, cfg_.node_id);
+      store.Listen();
+      if (!last_error.empty()) LogInfo("delivery: the eventing database answers again");
+      last_error.clear();
+      backoff = milliseconds(500);
+      StoreSession(store);
+      return;
+    } catch (const pqxx::undefined_table&) {
+      // The capture side has not applied the migrations yet: wait quietly.
+      std::this_thread::sleep_for(milliseconds(200));
+      continue;
+    } catch (const std::exception& e) {
+      bool stopping;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping = stopping_;
+      }
+      if (stopping && dispatcher_->stopped()) {
+        LogWarn("delivery: {}; outcomes not yet written are retried after their lease", e.what());
+        return;
+      }
+      if (e.what() != last_error) {
+        LogError("delivery: {}; retrying with backoff", e.what());
+        last_error = e.what();
+      }
+      const auto until = Clock::now() + backoff;
+      while (Clock::now() < until) {
+        pollfd fd{wake_fd_, POLLIN, 0};
+        ::poll(&fd, 1, 100);
+        bool stop_now;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          stop_now = stopping_;
+        }
+        if (stop_now && dispatcher_->stopped()) break;
+      }
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+}
+
+void Delivery::StoreSession(DeliveryStore& store) {
+  LoadTargets(store);
+
+  auto now = Clock::now();
+  auto next_sweep = now;
+  auto next_renew = now + kRenewInterval;
+  auto next_report = now + kReportInterval;
+  auto next_retention = now + milliseconds(5000);
+  uint64_t reported_attempts = attempts_;
+  auto last_report = now;
+  std::vector<AttemptRecord> outcomes;
+  std::vector<int64_t> releases;
+  for (;;) {
+    const DeliveryStore::Notices notices = store.Poll();
+    if (notices.triggers_changed) {
+      LoadTargets(store);
+      next_sweep = Clock::now();
+    }
+    bool finished;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      outcomes.swap(outcomes_);
+      releases.swap(releases_);
+      if (poke_ || notices.wake) next_sweep = Clock::now();
+      poke_ = false;
+      finished = stopping_;
+    }
+    finished = finished && dispatcher_->stopped();
+    try {
+      if (!outcomes.empty()) {
+        store.Record(outcomes);
+        now = Clock::now();
+        for (const AttemptRecord& r : outcomes) {
+          if (r.status == EventStatus::kStaged) {
+            next_sweep = std::min(next_sweep, now + milliseconds(r.retry_in_ms));
+          }
+        }
+        // Room opened: a backlog can come in now. An ordered trigger's
+        // event done lets the next event of its key go.
+        bool ordered = false;
+        for (const AttemptRecord& r : outcomes) ordered |= ordered_names_.count(r.trigger) > 0;
+        if (backlog_ || ordered) next_sweep = now;
+      }
+      if (!releases.empty()) store.Release(releases);
+    } catch (...) {
+      // Not written: keep them for the next connection.
+      std::lock_guard<std::mutex> lock(mu_);
+      outcomes_.insert(outcomes_.begin(), std::make_move_iterator(outcomes.begin()),
+                       std::make_move_iterator(outcomes.end()));
+      releases_.insert(releases_.begin(), releases.begin(), releases.end());
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const AttemptRecord& r : outcomes) held_ids_.erase(r.event_id);
+      for (int64_t id : releases) held_ids_.erase(id);
+    }
+    outcomes.clear();
+    releases.clear();
+    if (finished) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (outcomes_.empty() && releases_.empty()) return;
+      continue;
+    }
+
+    now = Clock::now();
+    if (now >= next_sweep) {
+      Sweep(store);
+      next_sweep = Clock::now() + kSweepInterval;
+    }
+    if (now >= next_renew) {
+      std::vector<int64_t> ids;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ids.assign(held_ids_.begin(), held_ids_.end());
+      }
+      store.Renew(ids);
+      next_renew = now + kRenewInterval;
+    }
+    if (now >= next_report) {
+      const double secs = std::chrono::duration<double>(now - last_report).count();
+      const uint64_t a = attempts_;
+      store.ReportDeliveries(secs > 0 ? static_cast<double>(a - reported_attempts) / secs : 0,
+                             in_flight_);
+      reported_attempts = a;
+      last_report = now;
+      next_report = now + kReportInterval;
+    }
+    if (now >= next_retention) {
+      size_t deleted = 0;
+      for (int i = 0; i < kRetentionBatchesPerRun; ++i) {
+        const size_t n = store.Retain(cfg_.retention, cfg_.failed_retention, kRetentionBatch);
+        deleted += n;
+        if (n < static_cast<size_t>(kRetentionBatch)) break;
+      }
+      if (deleted > 0) LogInfo("retention: deleted {} old events", deleted);
+      next_retention = now + kRetentionInterval;
+    }
+
+    // Sleep until there is work, a notification, or the next timer.
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending = !outcomes_.empty() || !releases_.empty() || poke_ || stopping_;
+    }
+    if (pending) continue;
+    const auto wake_at = std::min({next_sweep, next_renew, next_report, next_retention});
+    const auto wait = std::chrono::duration_cast<milliseconds>(wake_at - Clock::now()).count();
+    if (wait > 0) {
+      pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {store.socket(), POLLIN, 0}};
+      ::poll(fds, 2, static_cast<int>(std::min<int64_t>(wait, 1000)));
+    }
+    uint64_t drained;
+    [[maybe_unused]] ssize_t n = read(wake_fd_, &drained, sizeof(drained));
+  }
+}
+
+void Delivery::LoadTargets(DeliveryStore& store) {
+  std::vector<Target> targets = store.LoadTargets();
+  target_names_.clear();
+  ordered_names_.clear();
+  for (const Target& t : targets) {
+    target_names_.push_back(t.name);
+    if (t.ordered) ordered_names_.insert(t.name);
+  }
+  dispatcher_->SetTargets(std::move(targets));
+}
+
+void Delivery::Sweep(DeliveryStore& store) {
+  // Room is reserved before the claim, so capture cannot take it meanwhile;
+  // what the claim does not fill is given back.
+  std::vector<std::pair<std::string, int>> room;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    for (const std::string& name : target_names_) {
+      const size_t global = kMaxHeld > held_ ? kMaxHeld - held_ : 0;
+      if (global == 0 || held_bytes_ >= kMaxHeldBytes) break;
+      const size_t mine = held_by_trigger_.count(name) ? held_by_trigger_[name] : 0;
+      const size_t n = std::min({global, kTriggerHeld > mine ? kTriggerHeld - mine : 0,
+                                 static_cast<size_t>(kClaimMax)});
+      if (n == 0) continue;
+      room.emplace_back(name, static_cast<int>(n));
+      held_by_trigger_[name] += n;
+      held_ += n;
+    }
+  }
+  if (room.empty()) {
+    backlog_ = true;
+    return;
+  }
+  std::vector<HeldEvent> events;
+  try {
+    events = store.Claim(room);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, n] : room) {
+      for (int i = 0; i < n; ++i) Unhold(name, 0);
+    }
+    throw;
+  }
+  std::map<std::string, int> claimed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const HeldEvent& e : events) {
+      ++claimed[e.trigger];
+      held_bytes_ += e.payload.size();
+      held_ids_.insert(e.id);
+    }
+    backlog_ = false;
+    for (const auto& [name, n] : room) {
+      const int got = claimed.count(name) ? claimed[name] : 0;
+      for (int i = got; i < n; ++i) Unhold(name, 0);
+      if (got == n) backlog_ = true;
+    }
+  }
+  dispatcher_->Add(std::move(events));
+}
+
+}  // namespace walhook

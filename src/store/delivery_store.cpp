@@ -1,0 +1,352 @@
+#include "walhook/delivery_store.h"
+
+#include <map>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "walhook/event_batch.h"
+#include "walhook/log.h"
+#include "walhook/payload.h"
+
+namespace walhook {
+namespace {
+
+std::string Channel(const std::string& schema) {
+  return "walhook_triggers_" + schema;
+}
+
+// Text a `text` column can hold: valid UTF-8 without NUL bytes.
+std::string Storable(std::string_view text) {
+  std::string out;
+  if (IsValidUtf8(text)) {
+    out.assign(text);
+  } else {
+    ReplaceInvalidUtf8(text, &out);
+  }
+  for (size_t pos = out.find('\0'); pos != std::string::npos; pos = out.find('\0', pos)) {
+    out.replace(pos, 1, "\xEF\xBF\xBD");
+  }
+  return out;
+}
+
+void AppendNullable(std::string* literal, const std::string& value) {
+  if (value.empty()) {
+    if (literal->size() > 1) literal->push_back(',');
+    literal->append("NULL");
+  } else {
+    AppendArrayElement(literal, Storable(value));
+  }
+}
+
+void AppendNumber(std::string* literal, int64_t value) {
+  if (literal->size() > 1) literal->push_back(',');
+  literal->append(std::to_string(value));
+}
+
+std::string_view StatusName(EventStatus s) {
+  switch (s) {
+    case EventStatus::kStaged:
+      return "staged";
+    case EventStatus::kProcessed:
+      return "processed";
+    case EventStatus::kFailed:
+      return "failed";
+  }
+  return "staged";
+}
+
+std::vector<std::string> HeaderLines(const std::string& trigger, const std::string& json) {
+  std::vector<std::string> out;
+  rapidjson::Document doc;
+  doc.Parse(json.c_str(), json.size());
+  if (!doc.IsObject()) return out;
+  for (const auto& m : doc.GetObject()) {
+    std::string name(m.name.GetString(), m.name.GetStringLength());
+    std::string value;
+    if (m.value.IsString()) {
+      value.assign(m.value.GetString(), m.value.GetStringLength());
+    } else {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      m.value.Accept(w);
+      value.assign(buf.GetString(), buf.GetSize());
+    }
+    // A line break would smuggle another header (or a body) into the request.
+    if (name.empty() || name.find_first_of(":\r\n \t") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      LogWarn("trigger \"{}\": header \"{}\" is not a valid HTTP header and is not sent", trigger,
+              Storable(name));
+      continue;
+    }
+    out.push_back(name + ": " + value);
+  }
+  return out;
+}
+
+}  // namespace
+
+class DeliveryStore::Receiver : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection& conn, const std::string& channel, Notices* notices)
+      : pqxx::notification_receiver(conn, channel), notices_(notices) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override {
+    if (payload == "wake") {
+      notices_->wake = true;
+    } else {
+      notices_->triggers_changed = true;
+    }
+  }
+
+ private:
+  Notices* notices_;
+};
+
+DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id)
+    : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
+  conn_.set_variable("synchronous_commit", "on");
+  {
+    pqxx::nontransaction tx(conn_);
+    started_ = tx.exec1("SELECT now()::text")[0].as<std::string>();
+  }
+  const std::string s = conn_.quote_name(schema_);
+  // Each trigger's due events, oldest first, skipping what other nodes hold.
+  // Events with an order key go one per key, in commit order.
+  const std::string lease_free =
+      "(e.lease_until IS NULL OR e.lease_until < now() "
+      "OR (e.lease_owner = $3 AND e.lease_until < $4::timestamptz + interval '30 s'))";
+  conn_.prepare(
+      "claim",
+      fmt::format(
+          "WITH c AS ("
+          "  SELECT e.id FROM unnest($1::text[], $2::int[]) AS t(name, room) "
+          "  CROSS JOIN LATERAL ("
+          "    SELECT e.id FROM {0}.event_logs e "
+          "     WHERE e.trigger_name = t.name AND e.status = 'staged' AND e.order_key IS NULL "
+          "       AND coalesce(e.next_at, e.ts) <= now() AND {1} "
+          "     ORDER BY coalesce(e.next_at, e.ts) LIMIT t.room FOR UPDATE SKIP LOCKED) e "
+          "  UNION ALL "
+          "  SELECT e.id FROM unnest($1::text[], $2::int[]) AS t(name, room) "
+          "  CROSS JOIN LATERAL ("
+          "    SELECT e.id FROM {0}.event_logs e "
+          "     WHERE e.trigger_name = t.name AND e.status = 'staged' "
+          "       AND e.order_key IS NOT NULL AND coalesce(e.next_at, e.ts) <= now() AND {1} "
+          "       AND NOT EXISTS (SELECT 1 FROM {0}.event_logs p "
+          "         WHERE p.trigger_name = e.trigger_name AND p.status = 'staged' "
+          "           AND p.order_key = e.order_key "
+          "           AND (p.source_lsn, p.source_seq, p.id) < (e.source_lsn, e.source_seq, e.id)) "
+          "     ORDER BY e.source_lsn, e.source_seq, e.id LIMIT t.room "
+          "     FOR UPDATE SKIP LOCKED) e) "
+          "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
+          "  FROM c WHERE e.id = c.id "
+          "RETURNING e.id, e.trigger_name, e.type, e.payload, "
+          "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts",
+          s, lease_free, kLease.count()));
+  conn_.prepare(
+      "record",
+      fmt::format(
+          "UPDATE {}.event_logs e SET status = u.st, attempts = u.attempt, remark = u.remark, "
+          "  processed_at = CASE WHEN u.st = 'processed' THEN now() END, "
+          "  next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
+          "    ELSE e.next_at END, "
+          "  lease_owner = NULL, lease_until = NULL "
+          "FROM unnest($1::int8[], $2::text[], $3::int[], $4::int8[], $5::text[]) "
+          "  AS u(id, st, attempt, delay, remark) "
+          "WHERE e.id = u.id AND e.status = 'staged'",
+          s));
+  conn_.prepare(
+      "invocations",
+      fmt::format("INSERT INTO {}.invocation_logs (event_id, trigger_name, attempt, node_id, "
+                  "  invocation_time, response_status_code, response_body, error_msg, duration_ms) "
+                  "SELECT id, n, a, $9, to_timestamp(st / 1000.0), nullif(code, 0), body, err, d "
+                  "FROM unnest($1::int8[], $2::text[], $3::int[], $4::int8[], $5::int[], "
+                  "  $6::text[], $7::text[], $8::int[]) AS u(id, n, a, st, code, body, err, d)",
+                  s));
+  conn_.prepare(
+      "health",
+      fmt::format("INSERT INTO {0}.delivery_health AS h (trigger_name, last_success_at, "
+                  "  last_error, last_error_at) "
+                  "SELECT n, CASE WHEN ok THEN now() END, err, "
+                  "  CASE WHEN err IS NOT NULL THEN now() END "
+                  "FROM unnest($1::text[], $2::bool[], $3::text[]) AS u(n, ok, err) "
+                  "ON CONFLICT (trigger_name) DO UPDATE SET "
+                  "  last_success_at = coalesce(excluded.last_success_at, h.last_success_at), "
+                  "  last_error = coalesce(excluded.last_error, h.last_error), "
+                  "  last_error_at = coalesce(excluded.last_error_at, h.last_error_at)",
+                  s));
+}
+
+DeliveryStore::~DeliveryStore() = default;
+
+void DeliveryStore::Listen() {
+  receiver_ = std::make_unique<Receiver>(conn_, Channel(schema_), &notices_);
+}
+
+int DeliveryStore::socket() const {
+  return conn_.sock();
+}
+
+DeliveryStore::Notices DeliveryStore::Poll() {
+  conn_.get_notifs();
+  const Notices n = notices_;
+  notices_ = Notices{};
+  return n;
+}
+
+std::vector<Target> DeliveryStore::LoadTargets() {
+  pqxx::read_transaction tx(conn_);
+  const auto rows = tx.exec(fmt::format(
+      "SELECT name, url, coalesce(headers::text, '{{}}'), retries, timeout_ms, retry_interval_ms, "
+      "ordered FROM {}.triggers",
+      conn_.quote_name(schema_)));
+  std::vector<Target> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    Target t;
+    t.name = r[0].as<std::string>();
+    t.url = r[1].as<std::string>();
+    t.headers = HeaderLines(t.name, r[2].as<std::string>());
+    t.retries = r[3].as<int>();
+    t.timeout_ms = r[4].as<int>();
+    t.retry_interval_ms = r[5].as<int>();
+    t.ordered = r[6].as<bool>();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<std::pair<std::string, int>>& room) {
+  std::string names = "{", rooms = "{";
+  for (const auto& [name, n] : room) {
+    AppendArrayElement(&names, name);
+    AppendNumber(&rooms, n);
+  }
+  names += "}";
+  rooms += "}";
+  pqxx::work tx(conn_);
+  const auto rows = tx.exec_prepared("claim", names, rooms, node_id_, started_);
+  tx.commit();
+  std::vector<HeldEvent> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    HeldEvent e;
+    e.id = r[0].as<int64_t>();
+    e.trigger = r[1].as<std::string>();
+    e.type = r[2].as<std::string>();
+    e.payload.assign(r[3].c_str(), r[3].size());
+    e.ts_ms = r[4].as<int64_t>();
+    e.attempts = r[5].as<int>();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void DeliveryStore::Record(const std::vector<AttemptRecord>& records) {
+  if (records.empty()) return;
+  std::string ids = "{", triggers = "{", statuses = "{", attempts = "{", delays = "{",
+              remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{",
+              durations = "{";
+  // Per trigger, the newest outcome of this batch decides the health row.
+  std::map<std::string, std::pair<bool, std::string>> health;
+  for (const AttemptRecord& r : records) {
+    AppendNumber(&ids, r.event_id);
+    AppendArrayElement(&triggers, r.trigger);
+    AppendArrayElement(&statuses, StatusName(r.status));
+    AppendNumber(&attempts, r.attempt);
+    AppendNumber(&delays, r.retry_in_ms);
+    AppendNullable(&remarks, r.remark);
+    AppendNumber(&starts, r.started_ms);
+    AppendNumber(&codes, r.http_status);
+    AppendNullable(&bodies, r.response_body);
+    AppendNullable(&errors, r.error);
+    AppendNumber(&durations, r.duration_ms);
+    auto& h = health[r.trigger];
+    if (r.status == EventStatus::kProcessed) {
+      h = {true, ""};
+    } else {
+      h.second = r.remark;
+    }
+  }
+  std::string hn = "{", hok = "{", herr = "{";
+  for (const auto& [name, h] : health) {
+    AppendArrayElement(&hn, name);
+    AppendArrayElement(&hok, h.first ? "t" : "f");
+    AppendNullable(&herr, h.second);
+  }
+  for (std::string* s : {&ids, &triggers, &statuses, &attempts, &delays, &remarks, &starts, &codes,
+                         &bodies, &errors, &durations, &hn, &hok, &herr}) {
+    s->push_back('}');
+  }
+  pqxx::work tx(conn_);
+  tx.exec_prepared("record", ids, statuses, attempts, delays, remarks);
+  tx.exec_prepared("invocations", ids, triggers, attempts, starts, codes, bodies, errors, durations,
+                   node_id_);
+  tx.exec_prepared("health", hn, hok, herr);
+  tx.commit();
+}
+
+void DeliveryStore::Renew(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return;
+  std::string list = "{";
+  for (int64_t id : ids) AppendNumber(&list, id);
+  list += "}";
+  pqxx::work tx(conn_);
+  tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_until = now() + interval '{} s' "
+                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND status = 'staged'",
+                             conn_.quote_name(schema_), kLease.count()),
+                 list, node_id_);
+  tx.commit();
+}
+
+void DeliveryStore::Release(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return;
+  std::string list = "{";
+  for (int64_t id : ids) AppendNumber(&list, id);
+  list += "}";
+  pqxx::work tx(conn_);
+  tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_owner = NULL, lease_until = NULL "
+                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND status = 'staged'",
+                             conn_.quote_name(schema_)),
+                 list, node_id_);
+  tx.commit();
+}
+
+size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention,
+                             int limit) {
+  const std::string s = conn_.quote_name(schema_);
+  pqxx::work tx(conn_);
+  // Events staged for a trigger deleted before the capture side noticed.
+  tx.exec(fmt::format(
+      "UPDATE {0}.event_logs e SET status = 'cancel', remark = 'trigger deleted', "
+      "  lease_owner = NULL, lease_until = NULL "
+      "WHERE e.status = 'staged' AND (e.lease_until IS NULL OR e.lease_until < now()) "
+      "  AND NOT EXISTS (SELECT 1 FROM {0}.triggers t WHERE t.name = e.trigger_name)",
+      s));
+  const auto r = tx.exec_params1(
+      fmt::format("WITH d AS (DELETE FROM {0}.event_logs WHERE id IN ("
+                  "  SELECT id FROM {0}.event_logs "
+                  "   WHERE (status IN ('processed', 'cancel') "
+                  "          AND created_at < now() - $1 * interval '1 s') "
+                  "      OR (status = 'failed' AND created_at < now() - $2 * interval '1 s') "
+                  "   ORDER BY id LIMIT $3) RETURNING id), "
+                  "i AS (DELETE FROM {0}.invocation_logs l USING d WHERE l.event_id = d.id) "
+                  "SELECT count(*) FROM d",
+                  s),
+      static_cast<int64_t>(retention.count()), static_cast<int64_t>(failed_retention.count()),
+      limit);
+  tx.commit();
+  return r[0].as<size_t>();
+}
+
+void DeliveryStore::ReportDeliveries(double deliveries_per_s, int in_flight) {
+  pqxx::work tx(conn_);
+  tx.exec_params(fmt::format("UPDATE {}.nodes SET deliveries_per_s = $2, in_flight = $3 "
+                             "WHERE node_id = $1",
+                             conn_.quote_name(schema_)),
+                 node_id_, deliveries_per_s, in_flight);
+  tx.commit();
+}
+
+}  // namespace walhook
