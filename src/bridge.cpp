@@ -420,9 +420,10 @@ int Bridge::Run() {
     } catch (const FatalError&) {
       throw;
     } catch (const std::exception& e) {
-      // Said once: the same error again is not repeated while we retry.
+      // Said once: the same error again is not repeated while we retry,
+      // nor said again when delivery meets the same outage.
       if (e.what() != last_error) {
-        LogError("{}; retrying with backoff", e.what());
+        if (ClaimMessage(e.what())) LogError("{}; retrying with backoff", e.what());
         last_error = e.what();
       }
       // A session that ran for a while starts the backoff over.

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "walhook/json.h"
@@ -11,6 +13,8 @@ namespace walhook {
 namespace {
 
 LogFormat g_format = LogFormat::kText;
+std::mutex g_claimed_mu;
+std::set<std::string, std::less<>> g_claimed;
 
 std::string_view LevelName(LogLevel level) {
   switch (level) {
@@ -66,6 +70,16 @@ void LogLine(LogLevel level, std::string_view raw) {
   line.push_back('\n');
   // One write(2) per line, so lines from several threads never interleave.
   [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+bool ClaimMessage(const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_claimed_mu);
+  return g_claimed.insert(message).second;
+}
+
+void UnclaimMessage(const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_claimed_mu);
+  g_claimed.erase(message);
 }
 
 }  // namespace walhook

@@ -14,6 +14,11 @@ enum class LogFormat { kText, kJson };
 void SetLogFormat(LogFormat format);
 void LogLine(LogLevel level, std::string_view message);
 
+// An outage seen by several threads is said once: true the first time
+// `message` is claimed, false while it stays claimed; Unclaim once recovered.
+bool ClaimMessage(const std::string& message);
+void UnclaimMessage(const std::string& message);
+
 template <typename... Args>
 void LogInfo(fmt::format_string<Args...> f, Args&&... args) {
   LogLine(LogLevel::kInfo, fmt::format(f, std::forward<Args>(args)...));

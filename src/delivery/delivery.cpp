@@ -556,12 +556,17 @@ void Delivery::Dropped(EventBatch& batch) {
 void Delivery::StoreLoop() {
   milliseconds backoff(500);
   std::string last_error;
+  bool said = false;
   for (;;) {
     try {
       DeliveryStore store(cfg_.eventing_db, cfg_.schema, cfg_.node_id);
       store.Listen();
-      if (!last_error.empty()) LogInfo("delivery: the eventing database answers again");
+      if (said) {
+        UnclaimMessage(last_error);
+        LogInfo("delivery: the eventing database answers again");
+      }
       last_error.clear();
+      said = false;
       backoff = milliseconds(500);
       StoreSession(store);
       return;
@@ -580,7 +585,9 @@ void Delivery::StoreLoop() {
         return;
       }
       if (e.what() != last_error) {
-        LogError("delivery: {}; retrying with backoff", e.what());
+        if (said) UnclaimMessage(last_error);
+        said = ClaimMessage(e.what());
+        if (said) LogError("{}; retrying with backoff", e.what());
         last_error = e.what();
       }
       const auto until = Clock::now() + backoff;

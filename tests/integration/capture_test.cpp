@@ -186,10 +186,12 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
           std::string::npos);
 
     // Every row: staged, ts = event_ts = commit time, source position set.
+    // (Delivery to the closed port may have made its first attempt already;
+    // the next one is seconds away.)
     CHECK(QL(db,
              "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'items\\_%' "
              "AND status = 'staged' AND ts = event_ts AND source_lsn IS NOT NULL "
-             "AND source_seq = 1 AND attempts = 0") == 3);
+             "AND source_seq = 1 AND attempts <= 1") == 3);
   }
 
   SUBCASE("REPLICA IDENTITY FULL fills unchanged TOAST from the old row") {
