@@ -86,10 +86,12 @@ class Delivery : public CommitListener {
   std::vector<AttemptRecord> outcomes_;   // to write
   std::vector<int64_t> releases_;         // leases to give back, no attempt made
   bool poke_ = false;
+  bool reload_ = false;  // the dispatcher met a trigger it does not know
   bool stopping_ = false;
   bool store_done_ = false;
 
   // The store thread's own.
+  std::string started_;  // the database's time at the first connection
   std::vector<std::string> target_names_;
   std::unordered_set<std::string> ordered_names_;
   bool backlog_ = false;  // the last sweep filled some trigger's room

@@ -60,7 +60,11 @@ struct AttemptRecord {
 
 class DeliveryStore {
  public:
-  DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id);
+  // `*started` is the database's time when this node's first store
+  // connected (set here when empty): leases this node's name holds from
+  // before it are a previous run's.
+  DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id,
+                std::string* started);
   ~DeliveryStore();
 
   // Listens for trigger changes and wake-ups (redeliver).

@@ -254,13 +254,16 @@ class Delivery::Dispatcher {
       Queue& q = it->second;
       const auto target = targets.find(it->first);
       if (target == targets.end()) {
-        // The trigger is gone: its staged events were cancelled with it.
+        // A trigger deleted (its staged events were cancelled with it), or
+        // one so new the targets are not reloaded yet: give the events back
+        // and reload; the sweep brings back whatever is still staged.
         std::lock_guard<std::mutex> lock(owner_.mu_);
         for (const HeldEvent& e : q.events) {
           owner_.releases_.push_back(e.id);
           owner_.Unhold(e.trigger, e.payload.size());
         }
         q.events.clear();
+        owner_.reload_ = true;
         owner_.Wake();
         continue;
       }
@@ -559,7 +562,7 @@ void Delivery::StoreLoop() {
   bool said = false;
   for (;;) {
     try {
-      DeliveryStore store(cfg_.eventing_db, cfg_.schema, cfg_.node_id);
+      DeliveryStore store(cfg_.eventing_db, cfg_.schema, cfg_.node_id, &started_);
       store.Listen();
       if (said) {
         UnclaimMessage(last_error);
@@ -620,7 +623,13 @@ void Delivery::StoreSession(DeliveryStore& store) {
   std::vector<int64_t> releases;
   for (;;) {
     const DeliveryStore::Notices notices = store.Poll();
-    if (notices.triggers_changed) {
+    bool reload;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reload = reload_;
+      reload_ = false;
+    }
+    if (notices.triggers_changed || reload) {
       LoadTargets(store);
       next_sweep = Clock::now();
     }
@@ -709,7 +718,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
     bool pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      pending = !outcomes_.empty() || !releases_.empty() || poke_ || stopping_;
+      pending = !outcomes_.empty() || !releases_.empty() || poke_ || reload_ || stopping_;
     }
     if (pending) continue;
     const auto wake_at = std::min({next_sweep, next_renew, next_report, next_retention});

@@ -104,13 +104,15 @@ class DeliveryStore::Receiver : public pqxx::notification_receiver {
   Notices* notices_;
 };
 
-DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id)
+DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id,
+                             std::string* started)
     : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
   conn_.set_variable("synchronous_commit", "on");
-  {
+  if (started->empty()) {
     pqxx::nontransaction tx(conn_);
-    started_ = tx.exec1("SELECT now()::text")[0].as<std::string>();
+    *started = tx.exec1("SELECT now()::text")[0].as<std::string>();
   }
+  started_ = *started;
   const std::string s = conn_.quote_name(schema_);
   // Each trigger's due events, oldest first, skipping what other nodes hold.
   // Events with an order key go one per key, in commit order.

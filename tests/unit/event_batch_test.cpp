@@ -230,5 +230,29 @@ TEST_CASE("EventBatch: Clear resets everything") {
   }
 }
 
+TEST_CASE("EventBatch: owned events are kept for the handoff and ordered ones flagged") {
+  EventBatch b;
+  b.Add("mine", "DB_INSERT", R"({"a":1})", "ts", Lsn(10), 1, Handoff::kOwned);
+  b.Add("keyed", "DB_UPDATE", R"({"b":2})", "ts", Lsn(10), 2, Handoff::kOrdered);
+  b.Add("later", "DB_DELETE", R"({"c":3})", "ts", Lsn(10), 3);
+  // Too large to send: stored failed, so never handed over in memory.
+  b.Add("mine", "DB_INSERT", std::string(kMaxEventBytes + 1, 'z'), "ts", Lsn(11), 1,
+        Handoff::kOwned);
+  CHECK(b.owned_flags() == "{t,f,f,f}");
+  CHECK(b.ordered_flags() == "{f,t,f,f}");
+  CHECK(b.has_ordered());
+  REQUIRE(b.owned().size() == 1);
+  CHECK(b.owned()[0].trigger == "mine");
+  CHECK(b.owned()[0].type == "DB_INSERT");
+  CHECK(b.owned()[0].payload == R"({"a":1})");
+  CHECK(b.owned()[0].lsn == Lsn(10));
+  CHECK(b.owned()[0].seq == 1);
+  b.Clear();
+  CHECK(b.owned().empty());
+  CHECK_FALSE(b.has_ordered());
+  CHECK(b.owned_flags() == "{}");
+  CHECK(b.ordered_flags() == "{}");
+}
+
 }  // namespace
 }  // namespace walhook
