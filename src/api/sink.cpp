@@ -1,5 +1,7 @@
 #include "walhook/sink.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include <atomic>
@@ -24,8 +26,13 @@ void StopSink(int sig) {
 
 }  // namespace
 
+// A keep-alive connection holds one of the server's threads while it is
+// open, and walhook opens up to 64 per trigger: have a thread for each.
+constexpr size_t kSinkThreads = 256;
+
 int RunSink(const Config& cfg) {
   httplib::Server server;
+  server.new_task_queue = [] { return new httplib::ThreadPool(kSinkThreads); };
   std::mutex mu;
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -54,12 +61,23 @@ int RunSink(const Config& cfg) {
     res.status = status;
     res.set_content(fail ? R"({"error":"walhook sink --fail-rate"})" : "{}", "application/json");
   });
+  // cpp-httplib listens with a backlog of 5: a burst of new connections
+  // (walhook opens many at once) would wait for SYN retransmits, seconds
+  // each. Linux lets listen() be called again to raise it.
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](int fd) {
+    int yes = 1;  // httplib's own defaults
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof(yes));
+    listen_fd = fd;
+  });
   const auto colon = cfg.listen.rfind(':');
   const std::string host = cfg.listen.substr(0, colon);
   const int port = std::stoi(cfg.listen.substr(colon + 1));
   if (!server.bind_to_port(host, port)) {
     throw FatalError(kExitSetup, fmt::format("walhook sink: cannot listen on {}", cfg.listen));
   }
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   g_server = &server;
   signal(SIGTERM, StopSink);
   signal(SIGINT, StopSink);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -96,6 +97,27 @@ long PeakRssKiB(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+// `walhook sink` on 127.0.0.1:port (extra flags: --fail-rate, --status …).
+std::unique_ptr<Process> StartSink(int port, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {WalhookBinary(), "sink", "--listen",
+                                   "127.0.0.1:" + std::to_string(port)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto sink = std::make_unique<Process>(args);
+  REQUIRE(WaitFor([&] { return sink->Output().find("listening") != std::string::npos; }, 10s));
+  return sink;
+}
+
+// The distinct event ids a sink printed ("… id=42 …").
+std::set<std::string> SinkIds(const std::string& output) {
+  std::set<std::string> ids;
+  for (size_t pos = output.find(" id="); pos != std::string::npos;
+       pos = output.find(" id=", pos + 1)) {
+    const size_t end = output.find(' ', pos + 4);
+    ids.insert(output.substr(pos + 4, end - pos - 4));
+  }
+  return ids;
 }
 
 size_t CountLines(const std::string& text, const std::string& needle) {
@@ -283,7 +305,7 @@ TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
   CHECK(advanced);
 }
 
-TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is lost") {
+TEST_CASE("guarantee: the eventing database down pauses capture and delivery, nothing is lost") {
   TempPostgres source;
   TempPostgres eventing;
   const std::string src = source.conninfo();
@@ -292,10 +314,17 @@ TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is 
   REQUIRE_MESSAGE(
       RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
   Exec(src, "CREATE TABLE orders (id int PRIMARY KEY)");
-  AddInsertTrigger(evt, "orders_insert", "orders");
+  auto sink = StartSink(4251);
+  Exec(evt,
+       "INSERT INTO eventing.triggers (name, type, table_name, url, retry_interval_ms) VALUES "
+       "('orders_insert', 'DB_INSERT', 'orders', 'http://127.0.0.1:4251/', 200)");
   auto walhook = StartWalhook(src, "split", {"--eventing-db", evt}, evt);
   Exec(src, "INSERT INTO orders VALUES (1)");
-  REQUIRE(WaitFor([&] { return QL(evt, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(evt, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") == 1;
+      },
+      10s));
 
   eventing.Stop();
   Exec(src, "INSERT INTO orders SELECT g FROM generate_series(2, 101) g");
@@ -316,6 +345,51 @@ TEST_CASE("guarantee: the eventing database down pauses capture, and nothing is 
   INFO(walhook->Output());
   CHECK(resumed);
   CHECK(QL(evt, "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs") == 201);
+  // Delivery resumed too: every event processed, each received at least once.
+  const bool delivered = WaitFor(
+      [&] {
+        return QL(evt, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") ==
+               201;
+      },
+      30s, 250ms);
+  INFO(QL(evt, "SELECT count(*) FROM eventing.event_logs WHERE status = 'staged'"));
+  CHECK(delivered);
+  CHECK(SinkIds(sink->Output()).size() == 201);
+  CHECK(QL(evt, "SELECT count(DISTINCT event_id) FROM eventing.invocation_logs") == 201);
+}
+
+TEST_CASE("guarantee: retention deletes old processed events, keeps failed ones longer") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE notes (id int PRIMARY KEY)");
+  auto ok = StartSink(4252);
+  auto gone = StartSink(4253, {"--fail-rate", "1", "--status", "410"});
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('notes_ok', 'DB_INSERT', 'notes', 'http://127.0.0.1:4252/'), "
+       "('notes_gone', 'DB_INSERT', 'notes', 'http://127.0.0.1:4253/')");
+  // The first retention pass runs 5 s after the start.
+  auto walhook = StartWalhook(db, "keeper", {"--retention", "1s", "--failed-retention", "1h"});
+  Exec(db, "INSERT INTO notes SELECT g FROM generate_series(1, 50) g");
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE status <> 'staged'") == 100;
+      },
+      10s));
+  REQUIRE(QL(db, "SELECT count(*) FROM eventing.invocation_logs") == 100);
+  const bool deleted =
+      WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 50; }, 20s, 250ms);
+  INFO(walhook->Output());
+  CHECK(deleted);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE status = 'failed' "
+           "AND trigger_name = 'notes_gone'") == 50);
+  // Their invocation rows went with them; the failed events' stay.
+  CHECK(QL(db, "SELECT count(*) FROM eventing.invocation_logs") == 50);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.invocation_logs i JOIN eventing.event_logs e "
+           "ON e.id = i.event_id WHERE e.status = 'failed'") == 50);
 }
 
 TEST_CASE("setup: an unreachable source is retried and said once, then streams") {
