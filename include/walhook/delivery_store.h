@@ -52,10 +52,10 @@ struct AttemptRecord {
   std::string remark;       // empty on success
   int64_t started_ms = 0;   // ms since the epoch
   int duration_ms = 0;
-  long http_status = 0;        // 0: no response
-  std::string response_body;   // first 4 KiB
-  std::string error;           // empty when none
-  size_t payload_bytes = 0;    // not stored: what the event held in memory
+  long http_status = 0;       // 0: no response
+  std::string response_body;  // first 4 KiB
+  std::string error;          // empty when none
+  size_t payload_bytes = 0;   // not stored: what the event held in memory
 };
 
 class DeliveryStore {
@@ -93,8 +93,7 @@ class DeliveryStore {
 
   // Deletes up to `limit` events (and their invocation rows) past retention;
   // returns how many. Also cancels staged events whose trigger is gone.
-  size_t Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention,
-                int limit);
+  size_t Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention, int limit);
 
   void ReportDeliveries(double deliveries_per_s, int in_flight);
 

@@ -43,7 +43,8 @@ int64_t EpochMs() {
 
 std::string HumanDelay(milliseconds d) {
   if (d < milliseconds(1000)) return fmt::format("{} ms", d.count());
-  if (d < milliseconds(120000)) return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1e3);
+  if (d < milliseconds(120000))
+    return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1e3);
   return fmt::format("{} min", d.count() / 60000);
 }
 
@@ -57,7 +58,8 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' '))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -209,8 +211,10 @@ class Delivery::Dispatcher {
       if (!draining && targets) StartRequests(*targets);
       int running = 0;
       curl_multi_perform(multi_.get(), &running);
-      Finish();
+      const size_t finished = Finish();
       if (draining && (active_.empty() || Clock::now() >= deadline)) break;
+      // Slots just freed are filled at once, not after the next wake-up.
+      if (finished > 0 && !draining) continue;
       curl_multi_poll(multi_.get(), nullptr, 0, 100, nullptr);
     }
     // What was not sent, and what is still on the wire past the deadline,
@@ -306,7 +310,9 @@ class Delivery::Dispatcher {
     r->timeout_ms = target.timeout_ms;
     if (r->headers != nullptr) curl_slist_free_all(r->headers);
     r->headers = nullptr;
-    auto add = [&](const std::string& line) { r->headers = curl_slist_append(r->headers, line.c_str()); };
+    auto add = [&](const std::string& line) {
+      r->headers = curl_slist_append(r->headers, line.c_str());
+    };
     add("Content-Type: application/json");
     add("Expect:");  // no 100-continue round trip for large bodies
     add("X-SC-Token: " + signer_.Header(now_ms / 1000));
@@ -344,8 +350,8 @@ class Delivery::Dispatcher {
     active_.emplace(e, std::move(r));
   }
 
-  // Turns finished transfers into outcomes.
-  void Finish() {
+  // Turns finished transfers into outcomes; returns how many.
+  size_t Finish() {
     int left = 0;
     std::vector<AttemptRecord> records;
     while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &left)) {
@@ -366,7 +372,7 @@ class Delivery::Dispatcher {
       r->body.shrink_to_fit();
       spare_.push_back(std::move(r));
     }
-    if (records.empty()) return;
+    if (records.empty()) return 0;
     owner_.attempts_ += records.size();
     owner_.in_flight_ = static_cast<int>(active_.size());
     std::lock_guard<std::mutex> lock(owner_.mu_);
@@ -375,6 +381,7 @@ class Delivery::Dispatcher {
       owner_.outcomes_.push_back(std::move(rec));
     }
     owner_.Wake();
+    return records.size();
   }
 
   AttemptRecord Judge(Request& r, CURLcode rc) {
@@ -413,9 +420,9 @@ class Delivery::Dispatcher {
     if (delay) {
       rec.status = EventStatus::kStaged;
       rec.retry_in_ms = delay->count();
-      rec.remark = fmt::format("{} (attempt {} of {}; next in {}{})", v.reason, rec.attempt,
-                               r.retries + 1, HumanDelay(*delay),
-                               retry_after ? ", as Retry-After asked" : "");
+      rec.remark =
+          fmt::format("{} (attempt {} of {}; next in {}{})", v.reason, rec.attempt, r.retries + 1,
+                      HumanDelay(*delay), retry_after ? ", as Retry-After asked" : "");
     } else {
       rec.status = EventStatus::kFailed;
       rec.remark = v.outcome == Outcome::kFailNow
@@ -754,9 +761,14 @@ void Delivery::Sweep(DeliveryStore& store) {
       const size_t global = kMaxHeld > held_ ? kMaxHeld - held_ : 0;
       if (global == 0 || held_bytes_ >= kMaxHeldBytes) break;
       const size_t mine = held_by_trigger_.count(name) ? held_by_trigger_[name] : 0;
-      const size_t n = std::min({global, kTriggerHeld > mine ? kTriggerHeld - mine : 0,
-                                 static_cast<size_t>(kClaimMax)});
-      if (n == 0) continue;
+      const size_t n = std::min(
+          {global, kTriggerHeld > mine ? kTriggerHeld - mine : 0, static_cast<size_t>(kClaimMax)});
+      // Under a backlog, wait for room for a whole claim rather than paying
+      // a claim statement per few events freed.
+      if (n == 0 ||
+          (n < static_cast<size_t>(kClaimMax) && mine >= static_cast<size_t>(kClaimMax))) {
+        continue;
+      }
       room.emplace_back(name, static_cast<int>(n));
       held_by_trigger_[name] += n;
       held_ += n;

@@ -14,6 +14,12 @@
 namespace walhook {
 namespace {
 
+// "Still staged", for statements that find events by id. Written so it does
+// not match the predicate of the partial index on staged rows: on a table
+// that grew fast from empty (no statistics yet) the planner would otherwise
+// scan that whole index once per id instead of using the primary key.
+constexpr const char* kStagedById = "status || '' = 'staged'";
+
 std::string Channel(const std::string& schema) {
   return "walhook_triggers_" + schema;
 }
@@ -48,12 +54,9 @@ void AppendNumber(std::string* literal, int64_t value) {
 
 std::string_view StatusName(EventStatus s) {
   switch (s) {
-    case EventStatus::kStaged:
-      return "staged";
-    case EventStatus::kProcessed:
-      return "processed";
-    case EventStatus::kFailed:
-      return "failed";
+    case EventStatus::kStaged: return "staged";
+    case EventStatus::kProcessed: return "processed";
+    case EventStatus::kFailed: return "failed";
   }
   return "staged";
 }
@@ -107,7 +110,11 @@ class DeliveryStore::Receiver : public pqxx::notification_receiver {
 DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, std::string node_id,
                              std::string* started)
     : conn_(conninfo), schema_(std::move(schema)), node_id_(std::move(node_id)) {
-  conn_.set_variable("synchronous_commit", "on");
+  // What this connection writes may be lost in a crash of Postgres without
+  // harm: a lost outcome or claim leaves the event staged, and it is sent
+  // again (at least once, same webhook-id). So commits do not wait for the
+  // WAL flush.
+  conn_.set_variable("synchronous_commit", "off");
   if (started->empty()) {
     pqxx::nontransaction tx(conn_);
     *started = tx.exec1("SELECT now()::text")[0].as<std::string>();
@@ -146,38 +153,37 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "RETURNING e.id, e.trigger_name, e.type, e.payload, "
           "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts",
           s, lease_free, kLease.count()));
+  // Outcomes, their invocation rows and the health rows: one statement.
   conn_.prepare(
       "record",
       fmt::format(
-          "UPDATE {}.event_logs e SET status = u.st, attempts = u.attempt, remark = u.remark, "
-          "  processed_at = CASE WHEN u.st = 'processed' THEN now() END, "
-          "  next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
-          "    ELSE e.next_at END, "
-          "  lease_owner = NULL, lease_until = NULL "
-          "FROM unnest($1::int8[], $2::text[], $3::int[], $4::int8[], $5::text[]) "
-          "  AS u(id, st, attempt, delay, remark) "
-          "WHERE e.id = u.id AND e.status = 'staged'",
-          s));
-  conn_.prepare(
-      "invocations",
-      fmt::format("INSERT INTO {}.invocation_logs (event_id, trigger_name, attempt, node_id, "
-                  "  invocation_time, response_status_code, response_body, error_msg, duration_ms) "
-                  "SELECT id, n, a, $9, to_timestamp(st / 1000.0), nullif(code, 0), body, err, d "
-                  "FROM unnest($1::int8[], $2::text[], $3::int[], $4::int8[], $5::int[], "
-                  "  $6::text[], $7::text[], $8::int[]) AS u(id, n, a, st, code, body, err, d)",
-                  s));
-  conn_.prepare(
-      "health",
-      fmt::format("INSERT INTO {0}.delivery_health AS h (trigger_name, last_success_at, "
-                  "  last_error, last_error_at) "
-                  "SELECT n, CASE WHEN ok THEN now() END, err, "
-                  "  CASE WHEN err IS NOT NULL THEN now() END "
-                  "FROM unnest($1::text[], $2::bool[], $3::text[]) AS u(n, ok, err) "
-                  "ON CONFLICT (trigger_name) DO UPDATE SET "
-                  "  last_success_at = coalesce(excluded.last_success_at, h.last_success_at), "
-                  "  last_error = coalesce(excluded.last_error, h.last_error), "
-                  "  last_error_at = coalesce(excluded.last_error_at, h.last_error_at)",
-                  s));
+          "WITH u AS MATERIALIZED ("
+          "  SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int[], $5::int8[], "
+          "    $6::text[], $7::int8[], $8::int[], $9::text[], $10::text[], $11::int[]) "
+          "    AS u(id, n, st, attempt, delay, remark, started, code, body, err, d)), "
+          "upd AS ("
+          "  UPDATE {0}.event_logs e SET status = u.st, attempts = u.attempt, remark = u.remark, "
+          "    processed_at = CASE WHEN u.st = 'processed' THEN now() END, "
+          "    next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
+          "      ELSE e.next_at END, "
+          "    lease_owner = NULL, lease_until = NULL "
+          "  FROM u WHERE e.id = u.id AND e.{1}), "
+          "inv AS ("
+          "  INSERT INTO {0}.invocation_logs (event_id, trigger_name, attempt, node_id, "
+          "    invocation_time, response_status_code, response_body, error_msg, duration_ms) "
+          "  SELECT id, n, attempt, $12, to_timestamp(started / 1000.0), nullif(code, 0), body, "
+          "    err, d FROM u), "
+          "h AS ("
+          "  INSERT INTO {0}.delivery_health AS h (trigger_name, last_success_at, last_error, "
+          "    last_error_at) "
+          "  SELECT n, CASE WHEN ok THEN now() END, err, CASE WHEN err IS NOT NULL THEN now() END "
+          "  FROM unnest($13::text[], $14::bool[], $15::text[]) AS x(n, ok, err) "
+          "  ON CONFLICT (trigger_name) DO UPDATE SET "
+          "    last_success_at = coalesce(excluded.last_success_at, h.last_success_at), "
+          "    last_error = coalesce(excluded.last_error, h.last_error), "
+          "    last_error_at = coalesce(excluded.last_error_at, h.last_error_at)) "
+          "SELECT 1",
+          s, kStagedById));
 }
 
 DeliveryStore::~DeliveryStore() = default;
@@ -227,9 +233,8 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<std::pair<std::str
   }
   names += "}";
   rooms += "}";
-  pqxx::work tx(conn_);
+  pqxx::nontransaction tx(conn_);
   const auto rows = tx.exec_prepared("claim", names, rooms, node_id_, started_);
-  tx.commit();
   std::vector<HeldEvent> out;
   out.reserve(rows.size());
   for (const auto& r : rows) {
@@ -248,8 +253,7 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<std::pair<std::str
 void DeliveryStore::Record(const std::vector<AttemptRecord>& records) {
   if (records.empty()) return;
   std::string ids = "{", triggers = "{", statuses = "{", attempts = "{", delays = "{",
-              remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{",
-              durations = "{";
+              remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{", durations = "{";
   // Per trigger, the newest outcome of this batch decides the health row.
   std::map<std::string, std::pair<bool, std::string>> health;
   for (const AttemptRecord& r : records) {
@@ -281,12 +285,9 @@ void DeliveryStore::Record(const std::vector<AttemptRecord>& records) {
                          &bodies, &errors, &durations, &hn, &hok, &herr}) {
     s->push_back('}');
   }
-  pqxx::work tx(conn_);
-  tx.exec_prepared("record", ids, statuses, attempts, delays, remarks);
-  tx.exec_prepared("invocations", ids, triggers, attempts, starts, codes, bodies, errors, durations,
-                   node_id_);
-  tx.exec_prepared("health", hn, hok, herr);
-  tx.commit();
+  pqxx::nontransaction tx(conn_);
+  tx.exec_prepared("record", ids, triggers, statuses, attempts, delays, remarks, starts, codes,
+                   bodies, errors, durations, node_id_, hn, hok, herr);
 }
 
 void DeliveryStore::Renew(const std::vector<int64_t>& ids) {
@@ -294,12 +295,11 @@ void DeliveryStore::Renew(const std::vector<int64_t>& ids) {
   std::string list = "{";
   for (int64_t id : ids) AppendNumber(&list, id);
   list += "}";
-  pqxx::work tx(conn_);
+  pqxx::nontransaction tx(conn_);
   tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_until = now() + interval '{} s' "
-                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND status = 'staged'",
-                             conn_.quote_name(schema_), kLease.count()),
+                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
+                             conn_.quote_name(schema_), kLease.count(), kStagedById),
                  list, node_id_);
-  tx.commit();
 }
 
 void DeliveryStore::Release(const std::vector<int64_t>& ids) {
@@ -307,12 +307,11 @@ void DeliveryStore::Release(const std::vector<int64_t>& ids) {
   std::string list = "{";
   for (int64_t id : ids) AppendNumber(&list, id);
   list += "}";
-  pqxx::work tx(conn_);
+  pqxx::nontransaction tx(conn_);
   tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND status = 'staged'",
-                             conn_.quote_name(schema_)),
+                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
+                             conn_.quote_name(schema_), kStagedById),
                  list, node_id_);
-  tx.commit();
 }
 
 size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention,
@@ -320,12 +319,12 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
   const std::string s = conn_.quote_name(schema_);
   pqxx::work tx(conn_);
   // Events staged for a trigger deleted before the capture side noticed.
-  tx.exec(fmt::format(
-      "UPDATE {0}.event_logs e SET status = 'cancel', remark = 'trigger deleted', "
-      "  lease_owner = NULL, lease_until = NULL "
-      "WHERE e.status = 'staged' AND (e.lease_until IS NULL OR e.lease_until < now()) "
-      "  AND NOT EXISTS (SELECT 1 FROM {0}.triggers t WHERE t.name = e.trigger_name)",
-      s));
+  tx.exec(
+      fmt::format("UPDATE {0}.event_logs e SET status = 'cancel', remark = 'trigger deleted', "
+                  "  lease_owner = NULL, lease_until = NULL "
+                  "WHERE e.status = 'staged' AND (e.lease_until IS NULL OR e.lease_until < now()) "
+                  "  AND NOT EXISTS (SELECT 1 FROM {0}.triggers t WHERE t.name = e.trigger_name)",
+                  s));
   const auto r = tx.exec_params1(
       fmt::format("WITH d AS (DELETE FROM {0}.event_logs WHERE id IN ("
                   "  SELECT id FROM {0}.event_logs "
@@ -343,12 +342,11 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
 }
 
 void DeliveryStore::ReportDeliveries(double deliveries_per_s, int in_flight) {
-  pqxx::work tx(conn_);
+  pqxx::nontransaction tx(conn_);
   tx.exec_params(fmt::format("UPDATE {}.nodes SET deliveries_per_s = $2, in_flight = $3 "
                              "WHERE node_id = $1",
                              conn_.quote_name(schema_)),
                  node_id_, deliveries_per_s, in_flight);
-  tx.commit();
 }
 
 }  // namespace walhook
