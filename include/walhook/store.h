@@ -5,6 +5,7 @@
 // surface as pqxx exceptions, which end the session; setup errors as FatalError.
 // Thread-safety: each object is used by one thread.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,8 +55,10 @@ class EventStore {
   // (same commit LSN, position and trigger) are skipped; without, one of them
   // is an error (pqxx::unique_violation) that ends the session. Owned events
   // are leased to this node (kLease); *owned gets those inserted, with ids.
-  // Returns the number inserted.
-  size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned);
+  // `before_commit` runs between the insert and the commit (it may throw to
+  // abandon the batch). Returns the number inserted.
+  size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
+                const std::function<void()>& before_commit);
   // The highest source_lsn stored (0/0 when none): batches wholly past it
   // cannot hold a stored event.
   Lsn LastStoredLsn();

@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <queue>
 #include <random>
 
 #include "walhook/errors.h"
@@ -32,6 +33,7 @@ constexpr milliseconds kRetentionInterval{60000};
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
 constexpr int kClaimMax = 1000;  // per trigger and sweep
+constexpr size_t kRetryTimers = 4096;
 constexpr int kRetentionBatch = 1000;
 constexpr int kRetentionBatchesPerRun = 20;
 
@@ -628,6 +630,9 @@ void Delivery::StoreSession(DeliveryStore& store) {
   auto last_report = now;
   std::vector<AttemptRecord> outcomes;
   std::vector<int64_t> releases;
+  // When retries fall due: each one is a reason to sweep at that moment.
+  std::priority_queue<Clock::time_point, std::vector<Clock::time_point>, std::greater<>>
+      retries_due;
   for (;;) {
     const DeliveryStore::Notices notices = store.Poll();
     bool reload;
@@ -656,7 +661,10 @@ void Delivery::StoreSession(DeliveryStore& store) {
         now = Clock::now();
         for (const AttemptRecord& r : outcomes) {
           if (r.status == EventStatus::kStaged) {
-            next_sweep = std::min(next_sweep, now + milliseconds(r.retry_in_ms));
+            const auto due = now + milliseconds(r.retry_in_ms);
+            next_sweep = std::min(next_sweep, due);
+            // Beyond this many, the periodic sweep finds the rest.
+            if (retries_due.size() < kRetryTimers) retries_due.push(due);
           }
         }
         // Room opened: a backlog can come in now. An ordered trigger's
@@ -690,7 +698,10 @@ void Delivery::StoreSession(DeliveryStore& store) {
     now = Clock::now();
     if (now >= next_sweep) {
       Sweep(store);
-      next_sweep = Clock::now() + kSweepInterval;
+      now = Clock::now();
+      while (!retries_due.empty() && retries_due.top() <= now) retries_due.pop();
+      next_sweep = now + kSweepInterval;
+      if (!retries_due.empty()) next_sweep = std::min(next_sweep, retries_due.top());
     }
     if (now >= next_renew) {
       std::vector<int64_t> ids;

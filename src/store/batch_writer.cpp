@@ -77,9 +77,17 @@ void BatchWriter::Loop(EventStore* store) {
     lock.unlock();
     size_t n = 0;
     std::exception_ptr error;
+    // Inserts overlap; commits go in submission order, so whoever reads
+    // event_logs (the sweep, another node) sees a prefix of the stream: an
+    // ordered key's earlier event is never missing while a later one shows.
+    auto in_turn = [&] {
+      std::unique_lock<std::mutex> turn(mu_);
+      cv_.wait(turn, [&] { return durable_seq_ == job.seq || error_ || stop_; });
+      if (error_ || stop_) throw std::runtime_error("an earlier batch was not written");
+    };
     try {
       if (!job.batch.empty()) {
-        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored);
+        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored, in_turn);
       }
     } catch (...) {
       error = std::current_exception();

@@ -193,13 +193,15 @@ Lsn EventStore::LastStoredLsn() {
   return Lsn::Parse(r[0].as<std::string>()).value_or(Lsn(~uint64_t{0}));
 }
 
-size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned) {
+size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
+                          const std::function<void()>& before_commit) {
   owned->clear();
   pqxx::work tx(conn_);
   const auto res = tx.exec_prepared(
       replay ? "insert_events_replay" : "insert_events", batch.triggers(), batch.types(),
       batch.statuses(), batch.payloads(), batch.timestamps(), batch.lsns(), batch.seqs(),
       batch.remarks(), node_id_, batch.owned_flags(), batch.ordered_flags());
+  before_commit();
   tx.commit();
   for (const auto& r : res) {
     if (!r[1].as<bool>()) continue;
