@@ -15,11 +15,13 @@ namespace walhook {
 class Matcher {
  public:
   Matcher() = default;
-  // Keeps the enabled, active DB_* triggers of `triggers`.
+  // Keeps the enabled, active DB_* triggers of `triggers`; one with a
+  // condition only when validation parsed it (Trigger::parsed_condition).
   explicit Matcher(std::vector<Trigger> triggers);
 
   // Appends to *out the triggers that `change` (kInsert/kUpdate/kDelete on the
-  // table described by `table`) fires. A trigger on a partitioned table
+  // table described by `table`) fires: its type, `columns` and condition (new.x,
+  // old.x; SQL's three-valued logic, fires only on true). A trigger on a partitioned table
   // matches its partitions; one on a leaf matches that leaf.
   void Match(const Change& change, const TableInfo& table, std::vector<const Trigger*>* out) const;
 

@@ -3,10 +3,13 @@
 // needs to know about the source tables. Pure values.
 // Thread-safety: plain values.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "walhook/condition.h"
 
 namespace walhook {
 
@@ -26,6 +29,10 @@ struct Trigger {
   std::string table;
   std::vector<std::string> columns;  // DB_UPDATE: fire when one of these changed
   std::optional<std::string> condition;
+  // `condition` parsed, set by validation; null when there is none (or it
+  // does not parse, which leaves the trigger inactive). Shared: copies of a
+  // trigger share one immutable tree.
+  std::shared_ptr<const Condition> parsed_condition;
   std::optional<std::string> path_prefix;
   bool enabled = true;
   bool ordered = false;  // delivered one at a time per primary key

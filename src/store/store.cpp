@@ -358,77 +358,159 @@ TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::strin
   return info;
 }
 
+namespace {
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += out.empty() ? n : ", " + n;
+  return out;
+}
+
+// What a condition on a DB trigger says that the table cannot give: columns
+// it lacks (blocking), and old/new values that are always NULL (notes).
+void CheckConditionColumns(const Trigger& t, const std::vector<std::string>& table_columns,
+                           const std::vector<std::string>& key_columns, char replident,
+                           std::string* blocking, std::vector<std::string>* notes) {
+  const Condition& c = *t.parsed_condition;
+  std::vector<std::string> unknown;
+  std::vector<std::string> old_not_key;
+  for (const Scope scope : {Scope::kNew, Scope::kOld}) {
+    for (const std::string& name : c.Columns(scope)) {
+      if (std::find(table_columns.begin(), table_columns.end(), name) == table_columns.end()) {
+        const std::string shown = (scope == Scope::kNew ? "new." : "old.") + name;
+        if (std::find(unknown.begin(), unknown.end(), shown) == unknown.end()) {
+          unknown.push_back(shown);
+        }
+      } else if (scope == Scope::kOld && replident != 'f' &&
+                 std::find(key_columns.begin(), key_columns.end(), name) == key_columns.end()) {
+        old_not_key.push_back("old." + name);
+      }
+    }
+  }
+  if (!unknown.empty()) {
+    *blocking = fmt::format("condition names columns table {}.{} does not have: {}", t.schema,
+                            t.table, JoinNames(unknown));
+    return;
+  }
+  if (t.kind == EventKind::kDbInsert && c.Uses(Scope::kOld)) {
+    notes->push_back("condition: old.* is always NULL for DB_INSERT (there is no old row)");
+  }
+  if (t.kind == EventKind::kDbDelete && c.Uses(Scope::kNew)) {
+    notes->push_back("condition: new.* is always NULL for DB_DELETE (use old.*)");
+  }
+  if (t.kind != EventKind::kDbInsert && !old_not_key.empty()) {
+    notes->push_back(fmt::format(
+        "condition: {} is NULL because only the key of the old row is known: ALTER TABLE {}.{} "
+        "REPLICA IDENTITY FULL gives the whole old row",
+        JoinNames(old_not_key), t.schema, t.table));
+  }
+}
+
+}  // namespace
+
 std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* triggers) {
   std::vector<TriggerHealth> out;
   pqxx::nontransaction tx(conn_);
   for (Trigger& t : *triggers) {
-    auto fail = [&](std::string message, bool blocking) {
-      out.push_back({t.name, std::move(message), blocking});
-      if (blocking) t.active = false;
-    };
-    if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete ||
-        t.kind == EventKind::kCustom) {
-      fail(fmt::format("{} triggers are not supported by this walhook version yet", t.type), true);
-      continue;
-    }
-    if (t.condition.has_value()) {
-      fail("conditions are not supported by this walhook version yet", true);
-      continue;
-    }
-    if (!t.active) {
-      fail(fmt::format("table_name \"{}\" is not a table name (write table or schema.table)",
-                       t.table),
-           true);
-      continue;
-    }
-    if (t.table.empty()) continue;  // every table
-    const auto rows = tx.exec_params(
-        "SELECT c.relreplident, c.relkind, "
-        "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
-        "  coalesce((SELECT array_to_json(array_agg(a.attname))::text FROM pg_attribute a "
-        "    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-        t.schema, t.table);
-    if (rows.empty()) {
-      // Not blocking: a change proves the table exists, and a table created
-      // after its trigger must fire from its first row on.
-      fail(fmt::format("table {}.{} does not exist in the source database (yet): the trigger "
-                       "fires once it does",
-                       t.schema, t.table),
-           false);
-      continue;
-    }
-    const char replident = rows[0][0].as<std::string>().front();
-    const bool has_pk = rows[0][2].as<bool>();
-    const std::vector<std::string> cols = JsonStrings(rows[0][3].as<std::string>());
-    std::string unknown;
-    for (const std::string& c : t.columns) {
-      if (std::find(cols.begin(), cols.end(), c) == cols.end()) {
-        unknown += unknown.empty() ? c : ", " + c;
+    // One row per trigger: a blocking error, or the notes joined.
+    std::string blocking;
+    std::vector<std::string> notes;
+    [&] {
+      t.parsed_condition = nullptr;
+      if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete ||
+          t.kind == EventKind::kCustom) {
+        blocking = fmt::format("{} triggers are not supported by this walhook version yet", t.type);
+        return;
       }
-    }
-    if (!unknown.empty()) {
-      fail(fmt::format("columns names what table {}.{} does not have: {}", t.schema, t.table,
-                       unknown),
-           true);
-      continue;
-    }
-    const bool no_identity = replident == 'n' || (replident == 'd' && !has_pk);
-    if (no_identity) {
-      fail(fmt::format("table {}.{} has neither a primary key nor REPLICA IDENTITY FULL, so "
-                       "wal2json cannot deliver its UPDATEs and DELETEs (inserts still fire): "
-                       "add a primary key or run ALTER TABLE {}.{} REPLICA IDENTITY FULL",
-                       t.schema, t.table, t.schema, t.table),
-           t.kind != EventKind::kDbInsert);
-      continue;
-    }
-    if (t.kind == EventKind::kDbUpdate && !t.columns.empty() && replident != 'f') {
-      fail(fmt::format("without the old row walhook cannot see which columns changed, so every "
-                       "UPDATE counts as changing them: ALTER TABLE {}.{} REPLICA IDENTITY FULL "
-                       "makes columns exact",
-                       t.schema, t.table),
-           false);
+      if (!t.active) {
+        blocking = fmt::format(
+            "table_name \"{}\" is not a table name (write table or schema.table)", t.table);
+        return;
+      }
+      if (t.condition.has_value()) {
+        Result<Condition> parsed = ParseCondition(*t.condition);
+        if (!parsed.ok()) {
+          blocking = parsed.error();
+          return;
+        }
+        if (parsed->Uses(Scope::kPayload)) {
+          blocking =
+              "condition: payload.* is for custom and file events; a DB_* trigger's condition "
+              "uses new.column and old.column";
+          return;
+        }
+        t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+      }
+      if (t.table.empty()) return;  // every table
+      const auto rows = tx.exec_params(
+          "SELECT c.relreplident, c.relkind, "
+          "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
+          "  coalesce((SELECT array_to_json(array_agg(a.attname))::text FROM pg_attribute a "
+          "    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'), "
+          "  coalesce((SELECT array_to_json(array_agg(a.attname))::text "
+          "    FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid "
+          "      AND a.attnum = ANY(i.indkey) "
+          "    WHERE i.indrelid = c.oid AND CASE WHEN c.relreplident = 'i' "
+          "      THEN i.indisreplident ELSE i.indisprimary END), '[]') "
+          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+          t.schema, t.table);
+      if (rows.empty()) {
+        // Not blocking: a change proves the table exists, and a table created
+        // after its trigger must fire from its first row on.
+        notes.push_back(
+            fmt::format("table {}.{} does not exist in the source database (yet): the trigger "
+                        "fires once it does",
+                        t.schema, t.table));
+        return;
+      }
+      const char replident = rows[0][0].as<std::string>().front();
+      const bool has_pk = rows[0][2].as<bool>();
+      const std::vector<std::string> cols = JsonStrings(rows[0][3].as<std::string>());
+      const std::vector<std::string> key = JsonStrings(rows[0][4].as<std::string>());
+      std::vector<std::string> unknown;
+      for (const std::string& c : t.columns) {
+        if (std::find(cols.begin(), cols.end(), c) == cols.end()) unknown.push_back(c);
+      }
+      if (!unknown.empty()) {
+        blocking = fmt::format("columns names what table {}.{} does not have: {}", t.schema,
+                               t.table, JoinNames(unknown));
+        return;
+      }
+      if (t.parsed_condition != nullptr) {
+        CheckConditionColumns(t, cols, key, replident, &blocking, &notes);
+        if (!blocking.empty()) return;
+      }
+      const bool no_identity = replident == 'n' || (replident == 'd' && !has_pk);
+      if (no_identity) {
+        const std::string message = fmt::format(
+            "table {}.{} has neither a primary key nor REPLICA IDENTITY FULL, so "
+            "wal2json cannot deliver its UPDATEs and DELETEs (inserts still fire): "
+            "add a primary key or run ALTER TABLE {}.{} REPLICA IDENTITY FULL",
+            t.schema, t.table, t.schema, t.table);
+        if (t.kind != EventKind::kDbInsert) {
+          blocking = message;
+        } else {
+          notes.push_back(message);
+        }
+        return;
+      }
+      if (t.kind == EventKind::kDbUpdate && !t.columns.empty() && replident != 'f') {
+        notes.push_back(
+            fmt::format("without the old row walhook cannot see which columns changed, so every "
+                        "UPDATE counts as changing them: ALTER TABLE {}.{} REPLICA IDENTITY FULL "
+                        "makes columns exact",
+                        t.schema, t.table));
+      }
+    }();
+    if (!blocking.empty()) {
+      t.active = false;
+      t.parsed_condition = nullptr;
+      out.push_back({t.name, std::move(blocking), true});
+    } else if (!notes.empty()) {
+      std::string joined;
+      for (const std::string& n : notes) joined += joined.empty() ? n : "; " + n;
+      out.push_back({t.name, std::move(joined), false});
     }
   }
   return out;

@@ -33,7 +33,10 @@ Matcher::Matcher(std::vector<Trigger> triggers) {
   for (Trigger& t : triggers) {
     const bool db = t.kind == EventKind::kDbInsert || t.kind == EventKind::kDbUpdate ||
                     t.kind == EventKind::kDbDelete;
-    if (db && t.enabled && t.active) triggers_.push_back(std::move(t));
+    // A condition that was not parsed (validation refused it) never fires
+    // unconditionally.
+    const bool condition_ok = !t.condition.has_value() || t.parsed_condition != nullptr;
+    if (db && t.enabled && t.active && condition_ok) triggers_.push_back(std::move(t));
   }
   for (size_t i = 0; i < triggers_.size(); ++i) {
     const Trigger& t = triggers_[i];
@@ -48,8 +51,12 @@ Matcher::Matcher(std::vector<Trigger> triggers) {
 
 bool Matcher::Fires(const Trigger& trigger, const Change& change, const TableInfo& table) const {
   if (trigger.kind != KindOf(change.kind)) return false;
-  if (trigger.kind == EventKind::kDbUpdate && !trigger.columns.empty()) {
-    return AnyColumnChanged(trigger.columns, change, table.replica_identity == 'f');
+  if (trigger.kind == EventKind::kDbUpdate && !trigger.columns.empty() &&
+      !AnyColumnChanged(trigger.columns, change, table.replica_identity == 'f')) {
+    return false;
+  }
+  if (trigger.parsed_condition != nullptr) {
+    return trigger.parsed_condition->Fires(ChangeValueSource(change));
   }
   return true;
 }

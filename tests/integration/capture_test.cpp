@@ -386,5 +386,88 @@ TEST_CASE("capture: DB_UPDATE columns are exact under REPLICA IDENTITY FULL") {
           .empty());
 }
 
+TEST_CASE("capture: conditions let through exactly the rows they match") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(pg);
+  Exec(db,
+       "CREATE TABLE orders (id int PRIMARY KEY, status text, total numeric, \"userId\" text);"
+       "ALTER TABLE orders REPLICA IDENTITY FULL");
+  auto add = [&](const std::string& name, const std::string& type, const std::string& cond) {
+    pqxx::connection c(db);
+    pqxx::nontransaction tx(c);
+    tx.exec_params(
+        "INSERT INTO eventing.triggers (name, type, table_name, condition, url) "
+        "VALUES ($1, $2, 'orders', $3, 'http://127.0.0.1:9/')",
+        name, type, cond);
+  };
+  add("paid_big", "DB_INSERT", "new.status = 'paid' AND new.total >= 100");
+  add("friends", "DB_INSERT", "new.\"userId\" IN ('alice', 'bob') OR new.\"userId\" LIKE 'z\\_%'");
+  add("shipped", "DB_UPDATE", "old.status <> 'shipped' AND new.status = 'shipped'");
+  add("broken", "DB_INSERT", "new.status = ");
+  add("unknown", "DB_INSERT", "new.nope = 1 OR new.status = 'paid'");
+  add("payload", "DB_INSERT", "payload.kind = 'x'");
+  auto walhook = StartWalhook(pg);
+
+  // Postgres evaluates the same expressions over the same rows: the oracle.
+  // Totals around 100 (99.99, 100, 100.00 written as 1e2), NULLs in every column.
+  Exec(db,
+       "INSERT INTO orders SELECT g, "
+       "  (ARRAY['paid', 'new', NULL, 'shipped', 'PAID'])[1 + g % 5], "
+       "  CASE WHEN g % 11 = 0 THEN NULL WHEN g % 4 = 0 THEN 1e2 "
+       "    ELSE 99.99 + (g % 3) * 0.005 + (g % 13) END, "
+       "  (ARRAY['alice', 'bob', 'carol', NULL, 'z_x', 'zax', 'Alice'])[1 + g % 7] "
+       "FROM generate_series(1, 300) g");
+  const std::string want_paid =
+      "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders "
+      "WHERE status = 'paid' AND total >= 100";
+  const std::string want_friends =
+      "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders "
+      "WHERE \"userId\" IN ('alice', 'bob') OR \"userId\" LIKE 'z\\_%'";
+  auto got = [&](const std::string& trigger) {
+    return "SELECT string_agg(payload->'doc'->>'id', ',' ORDER BY (payload->'doc'->>'id')::int) "
+           "FROM eventing.event_logs WHERE trigger_name = '" +
+           trigger + "'";
+  };
+  const long paid = QL(db, "SELECT count(*) FROM orders WHERE status = 'paid' AND total >= 100");
+  REQUIRE(paid > 10);
+  REQUIRE(WaitCount(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'paid_big'",
+                    paid));
+  const std::string friends = Q(db, want_friends);
+  REQUIRE(WaitFor([&] { return Q(db, got("friends")) == friends; }, 10s));
+  std::this_thread::sleep_for(500ms);  // nothing more arrives
+  CHECK(Q(db, got("paid_big")) == Q(db, want_paid));
+  CHECK(Q(db, got("friends")) == friends);
+
+  const std::string want_shipped = Q(db,
+                                     "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders "
+                                     "WHERE id % 3 = 0 AND status <> 'shipped'");
+  Exec(db, "UPDATE orders SET status = 'shipped' WHERE id % 3 = 0");
+  REQUIRE(WaitFor([&] { return Q(db, got("shipped")) == want_shipped; }, 10s));
+
+  // Definition errors: inactive, with the reason; the others keep working.
+  auto last_error = [&](const std::string& name) {
+    return Q(db,
+             "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = '" + name + "'");
+  };
+  CHECK(last_error("broken").find("condition: ") == 0);
+  CHECK(last_error("unknown").find("new.nope") != std::string::npos);
+  CHECK(last_error("payload").find("payload.*") != std::string::npos);
+  CHECK(Q(db,
+          "SELECT string_agg(trigger_name || '=' || active, ',' ORDER BY trigger_name) "
+          "FROM eventing.trigger_status") ==
+        "broken=false,friends=true,paid_big=true,payload=false,shipped=true,unknown=false");
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs "
+           "WHERE trigger_name IN ('broken', 'unknown', 'payload')") == 0);
+
+  // Fixed, the trigger fires within a second.
+  Exec(db, "UPDATE eventing.triggers SET condition = 'new.total > 1000' WHERE name = 'broken'");
+  REQUIRE(WaitFor([&] { return last_error("broken").empty(); }, 3s));
+  Exec(db, "INSERT INTO orders VALUES (1001, 'new', 1000.5, NULL), (1002, 'new', 1000, NULL)");
+  REQUIRE(WaitFor([&] { return Q(db, got("broken")) == "1001"; }, 5s));
+  CHECK(walhook->Running());
+}
+
 }  // namespace
 }  // namespace walhook::test

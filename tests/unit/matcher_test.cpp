@@ -1,6 +1,7 @@
 #include "walhook/matcher.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -246,6 +247,67 @@ TEST_CASE("Matcher: DB_UPDATE with columns") {
         {Num("id", "1"), Str("status", "new"), Null("note"), Str("big", "long")}, {Num("id", "1")});
     CHECK(Names(m, c, def) == Names_{"any", "note_or_big", "status"});
     CHECK(Names(m, c, Table("public", "orders", 'i')) == Names_{"any", "note_or_big", "status"});
+  }
+}
+
+Trigger WithCondition(Trigger t, std::string_view text) {
+  Result<Condition> c = ParseCondition(text);
+  REQUIRE_MESSAGE(c.ok(), text);
+  t.condition = std::string(text);
+  t.parsed_condition = std::make_shared<const Condition>(std::move(*c));
+  return t;
+}
+
+TEST_CASE("Matcher: conditions") {
+  const TableInfo full = Table("public", "orders", 'f');
+  SUBCASE("only rows for which the condition is true") {
+    const Matcher m({WithCondition(Make("paid", "DB_INSERT", "public", "orders"),
+                                   "new.status = 'paid' AND new.total >= 100.00"),
+                     Make("all", "DB_INSERT", "public", "orders")});
+    Change c = RowChange(ChangeKind::kInsert);
+    c.columns = {Num("id", "1"), Str("status", "paid"), Num("total", "100")};
+    CHECK(Names(m, c, full) == Names_{"all", "paid"});
+    c.columns = {Num("id", "1"), Str("status", "paid"), Num("total", "99.999")};
+    CHECK(Names(m, c, full) == Names_{"all"});
+    c.columns = {Num("id", "1"), Str("status", "new"), Num("total", "500")};
+    CHECK(Names(m, c, full) == Names_{"all"});
+    // NULL (unknown) does not fire.
+    c.columns = {Num("id", "1"), Str("status", "paid"), Null("total")};
+    CHECK(Names(m, c, full) == Names_{"all"});
+  }
+  SUBCASE("old and new on an update") {
+    const Matcher m({WithCondition(Make("shipped", "DB_UPDATE", "public", "orders"),
+                                   "old.status IS DISTINCT FROM new.status AND new.status = "
+                                   "'shipped'")});
+    CHECK(Names(m,
+                FullUpdate({Num("id", "1"), Str("status", "shipped")},
+                           {Num("id", "1"), Str("status", "paid")}),
+                full) == Names_{"shipped"});
+    CHECK(Names(m,
+                FullUpdate({Num("id", "1"), Str("status", "shipped")},
+                           {Num("id", "1"), Str("status", "shipped")}),
+                full)
+              .empty());
+  }
+  SUBCASE("columns and a condition must both hold") {
+    const Matcher m({WithCondition(Make("big", "DB_UPDATE", "public", "orders", {"total"}),
+                                   "new.total > 1000")});
+    CHECK(Names(m,
+                FullUpdate({Num("id", "1"), Num("total", "2000")},
+                           {Num("id", "1"), Num("total", "5")}),
+                full) == Names_{"big"});
+    // total unchanged: columns says no, whatever the condition says.
+    CHECK(Names(m,
+                FullUpdate({Num("id", "1"), Num("total", "2000")},
+                           {Num("id", "1"), Num("total", "2000")}),
+                full)
+              .empty());
+  }
+  SUBCASE("a condition that validation did not parse never fires") {
+    Trigger t = Make("broken", "DB_INSERT", "public", "orders");
+    t.condition = "new.status = ";
+    const Matcher m({t});
+    CHECK(m.empty());
   }
 }
 
