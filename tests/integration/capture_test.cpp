@@ -22,25 +22,6 @@ namespace {
 
 constexpr const char* kSecret = "integration-secret";
 
-std::string Q(const std::string& conninfo, const std::string& sql) {
-  pqxx::connection c(conninfo);
-  pqxx::nontransaction tx(c);
-  const auto r = tx.exec(sql);
-  if (r.empty() || r[0][0].is_null()) return "";
-  return r[0][0].as<std::string>();
-}
-
-long QL(const std::string& conninfo, const std::string& sql) {
-  const std::string v = Q(conninfo, sql);
-  return v.empty() ? 0 : std::stol(v);
-}
-
-void Exec(const std::string& conninfo, const std::string& sql) {
-  pqxx::connection c(conninfo);
-  pqxx::nontransaction tx(c);
-  tx.exec(sql);
-}
-
 std::vector<std::string> RunArgs(const TempPostgres& pg, const std::string& node,
                                  const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args = {

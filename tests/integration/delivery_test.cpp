@@ -46,19 +46,6 @@ constexpr long kLateSlackMs = 500;
 
 // --- SQL ---------------------------------------------------------------------
 
-std::string Q(const std::string& conninfo, const std::string& sql) {
-  pqxx::connection c(conninfo);
-  pqxx::nontransaction tx(c);
-  const auto r = tx.exec(sql);
-  if (r.empty() || r[0][0].is_null()) return "";
-  return r[0][0].as<std::string>();
-}
-
-long QL(const std::string& conninfo, const std::string& sql) {
-  const std::string v = Q(conninfo, sql);
-  return v.empty() ? 0 : std::stol(v);
-}
-
 // Like QL, but -1 when the database does not answer (for polling).
 long TryQL(const std::string& conninfo, const std::string& sql) {
   try {
@@ -66,12 +53,6 @@ long TryQL(const std::string& conninfo, const std::string& sql) {
   } catch (const std::exception&) {
     return -1;
   }
-}
-
-void Exec(const std::string& conninfo, const std::string& sql) {
-  pqxx::connection c(conninfo);
-  pqxx::nontransaction tx(c);
-  tx.exec(sql);
 }
 
 // One row of eventing.triggers; unset fields take the column defaults of the

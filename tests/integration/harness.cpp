@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pqxx/pqxx>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -401,6 +403,25 @@ std::string WalhookBinary() {
 #else
   throw std::runtime_error("walhook binary unknown: set WALHOOK_BIN or define WALHOOK_BINARY");
 #endif
+}
+
+std::string Q(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  const auto r = tx.exec(sql);
+  if (r.empty() || r[0][0].is_null()) return "";
+  return r[0][0].as<std::string>();
+}
+
+long QL(const std::string& conninfo, const std::string& sql) {
+  const std::string v = Q(conninfo, sql);
+  return v.empty() ? 0 : std::stol(v);
+}
+
+void Exec(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
 }
 
 }  // namespace walhook::test

@@ -148,4 +148,11 @@ std::string WalhookBinary();
 // The repository root (WALHOOK_SOURCE_ROOT, default ".").
 std::string SourceRoot();
 
+// SQL for tests, a connection per call. Q: the first column of the first
+// row ("" when there is none or it is NULL); QL: the same as a number (0 for
+// ""); Exec: runs statements, ignoring results. They throw on SQL errors.
+std::string Q(const std::string& conninfo, const std::string& sql);
+long QL(const std::string& conninfo, const std::string& sql);
+void Exec(const std::string& conninfo, const std::string& sql);
+
 }  // namespace walhook::test

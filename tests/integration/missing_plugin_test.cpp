@@ -49,14 +49,6 @@ size_t CountLines(const std::string& text, const std::string& needle) {
   return n;
 }
 
-std::string Q(const std::string& conninfo, const std::string& sql) {
-  pqxx::connection c(conninfo);
-  pqxx::nontransaction tx(c);
-  const auto r = tx.exec(sql);
-  if (r.empty() || r[0][0].is_null()) return "";
-  return r[0][0].as<std::string>();
-}
-
 // A private PostgreSQL 15 install in a fresh temporary directory: real copies
 // of the binaries, symlinks to every file of the system lib directory except
 // wal2json.so, and a symlink to the system share directory. Deleted (links,
