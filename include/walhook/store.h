@@ -56,7 +56,9 @@ class EventStore {
   // is an error (pqxx::unique_violation) that ends the session. Owned events
   // are leased to this node (kLease); *owned gets those inserted, with ids.
   // `before_commit` runs between the insert and the commit (it may throw to
-  // abandon the batch). Returns the number inserted.
+  // abandon the batch); when it is empty, the insert is a statement of its
+  // own, committed with it (one round trip instead of three). Returns the
+  // number inserted.
   size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
                 const std::function<void()>& before_commit);
   // The highest source_lsn stored (0/0 when none): batches wholly past it

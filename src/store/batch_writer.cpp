@@ -74,6 +74,8 @@ void BatchWriter::Loop(EventStore* store) {
     Job job = std::move(queue_.front());
     queue_.pop_front();
     ++busy_;
+    // Every earlier batch is committed: nothing to wait for before the commit.
+    const bool first_in_line = durable_seq_ == job.seq;
     lock.unlock();
     size_t n = 0;
     std::exception_ptr error;
@@ -87,7 +89,8 @@ void BatchWriter::Loop(EventStore* store) {
     };
     try {
       if (!job.batch.empty()) {
-        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored, in_turn);
+        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored,
+                          first_in_line ? std::function<void()>() : std::function<void()>(in_turn));
       }
     } catch (...) {
       error = std::current_exception();

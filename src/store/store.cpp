@@ -196,13 +196,22 @@ Lsn EventStore::LastStoredLsn() {
 size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
                           const std::function<void()>& before_commit) {
   owned->clear();
-  pqxx::work tx(conn_);
-  const auto res = tx.exec_prepared(
-      replay ? "insert_events_replay" : "insert_events", batch.triggers(), batch.types(),
-      batch.statuses(), batch.payloads(), batch.timestamps(), batch.lsns(), batch.seqs(),
-      batch.remarks(), node_id_, batch.owned_flags(), batch.ordered_flags());
-  before_commit();
-  tx.commit();
+  auto insert = [&](pqxx::transaction_base& tx) {
+    return tx.exec_prepared(replay ? "insert_events_replay" : "insert_events", batch.triggers(),
+                            batch.types(), batch.statuses(), batch.payloads(), batch.timestamps(),
+                            batch.lsns(), batch.seqs(), batch.remarks(), node_id_,
+                            batch.owned_flags(), batch.ordered_flags());
+  };
+  pqxx::result res;
+  if (before_commit) {
+    pqxx::work tx(conn_);
+    res = insert(tx);
+    before_commit();
+    tx.commit();
+  } else {
+    pqxx::nontransaction tx(conn_);  // one statement: its own transaction
+    res = insert(tx);
+  }
   for (const auto& r : res) {
     if (!r[1].as<bool>()) continue;
     StoredEvent e;
