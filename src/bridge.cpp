@@ -14,6 +14,7 @@
 #include "walhook/log.h"
 #include "walhook/matcher.h"
 #include "walhook/payload.h"
+#include "walhook/queued_event.h"
 #include "walhook/replication_stream.h"
 #include "walhook/store.h"
 
@@ -61,6 +62,7 @@ class Streamer {
         writer_(writer),
         catalog_(catalog),
         delivery_(delivery),
+        message_prefix_(MessagePrefix(cfg.schema)),
         confirmed_(confirmed) {
     db_ = catalog_.Database();
   }
@@ -204,6 +206,7 @@ class Streamer {
       case ChangeKind::kMessage:
         if (change_.transactional) {
           ++seq_;
+          if (change_.prefix == message_prefix_) CaptureQueued();
         } else if (!in_txn_ && Quiet()) {
           confirmed_ = std::max(confirmed_, x->wal_end);
         }
@@ -223,7 +226,7 @@ class Streamer {
   }
 
   void Capture() {
-    if (matcher_.empty()) return;
+    if (!matcher_.has_db()) return;
     const TableInfo& table = Table(change_.schema, change_.table);
     matched_.clear();
     matcher_.Match(change_, table, &matched_);
@@ -247,6 +250,29 @@ class Streamer {
         handoff = Handoff::kOwned;
       }
       batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_, handoff);
+    }
+  }
+
+  // A custom event queued with eventing.queue_event in this transaction.
+  void CaptureQueued() {
+    Result<QueuedEvent> e = ParseQueuedEvent(change_.content);
+    if (!e.ok()) {
+      LogWarn("a message with the prefix \"{}\" at {} is not a queued event ({}); skipped",
+              message_prefix_, txn_lsn_, e.error());
+      return;
+    }
+    matched_.clear();
+    matcher_.MatchCustom(e->type, e->payload, &matched_);
+    if (matched_.empty()) return;
+    if (batch_.empty()) batch_started_ = Clock::now();
+    const Schedule schedule{e->delay_ms, e->at_ms};
+    for (const Trigger* t : matched_) {
+      Handoff handoff = Handoff::kSweep;
+      if (!schedule.later() && e->payload.size() <= kMaxEventBytes &&
+          delivery_.Reserve(t->name, e->payload.size())) {
+        handoff = Handoff::kOwned;
+      }
+      batch_.Add(t->name, t->type, e->payload, txn_ts_, txn_lsn_, seq_, handoff, schedule);
     }
   }
 
@@ -278,6 +304,7 @@ class Streamer {
   SourceCatalog& catalog_;
   Delivery& delivery_;
   std::string db_;
+  const std::string message_prefix_;  // of events queued with queue_event
   Matcher matcher_;
   Decoder decoder_;
   Change change_;
@@ -336,11 +363,27 @@ static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
   return state;
 }
 
+// queue_event writes to the source's WAL, so it lives in the source database.
+static void InstallQueueEvent(const Config& config, SourceCatalog& catalog) {
+  if (config.source == config.eventing_db) return;  // made by the migrations
+  try {
+    catalog.InstallQueueEvent(config.schema);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    why = why.substr(0, why.find('\n'));
+    LogWarn(
+        "could not create {}.queue_event in the source database ({}): let this role "
+        "CREATE in that database, or create the function as its owner with walhook init",
+        config.schema, why);
+  }
+}
+
 void Bridge::Init() {
   EventStore store(config_.eventing_db, config_.schema, config_.node_id);
   store.Migrate();
   SourceCatalog catalog(config_.source);
   PrepareSlot(catalog, config_.slot);
+  InstallQueueEvent(config_, catalog);
 }
 
 void Bridge::Session(Delivery& delivery) {
@@ -349,6 +392,7 @@ void Bridge::Session(Delivery& delivery) {
   store.Listen();
   SourceCatalog catalog(config_.source);
   SlotState slot = PrepareSlot(catalog, config_.slot);
+  InstallQueueEvent(config_, catalog);
 
   bool said_standby = false;
   while (!catalog.TryLockSlot(config_.slot)) {
@@ -382,7 +426,7 @@ void Bridge::Session(Delivery& delivery) {
       {"include-pk", "1"},
       {"include-timestamp", "1"},
       {"filter-tables", EscapeFilter(config_.schema) + ".*"},
-      {"add-msg-prefixes", "walhook.heartbeat,walhook." + config_.schema},
+      {"add-msg-prefixes", "walhook.heartbeat," + MessagePrefix(config_.schema)},
   };
   // The previous consumer's walsender may take a moment to go away.
   for (int attempt = 0;; ++attempt) {

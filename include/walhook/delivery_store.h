@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,6 +90,9 @@ class DeliveryStore {
   // longer staged (cancelled meanwhile) keeps its status.
   void Record(const std::vector<AttemptRecord>& records);
   void Renew(const std::vector<int64_t>& ids);
+  // How long until the earliest staged event of these triggers that is not
+  // due yet falls due (on the database's clock); nullopt when none is waiting.
+  std::optional<std::chrono::milliseconds> NextDue(const std::vector<std::string>& triggers);
   void Release(const std::vector<int64_t>& ids);
 
   // Deletes up to `limit` events (and their invocation rows) past retention;

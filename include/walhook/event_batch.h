@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,14 @@ struct StoredEvent {
   int64_t ts_ms = 0;
 };
 
+// When an event is due, if not at its commit time: greatest(commit time, at)
+// + delay (custom events queued with a delay or a time).
+struct Schedule {
+  int64_t delay_ms = 0;
+  std::optional<int64_t> at_ms;  // ms since the epoch
+  bool later() const { return delay_ms > 0 || at_ms.has_value(); }
+};
+
 class EventBatch {
  public:
   EventBatch() { Clear(); }
@@ -50,7 +59,8 @@ class EventBatch {
   // A payload over kMaxEventBytes is recorded as 'failed' with a remark and a
   // null payload (and is never owned).
   void Add(std::string_view trigger, std::string_view type, std::string_view payload,
-           std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff = Handoff::kSweep);
+           std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff = Handoff::kSweep,
+           const Schedule& schedule = {});
 
   size_t size() const { return size_; }
   // The commit LSN of the first event (the lowest: the stream is in commit order).
@@ -70,9 +80,13 @@ class EventBatch {
   std::string remarks() const { return Closed(remarks_); }
   std::string owned_flags() const { return Closed(owned_flags_); }
   std::string ordered_flags() const { return Closed(ordered_flags_); }
+  std::string delays() const { return Closed(delays_); }  // ms
+  std::string ats() const { return Closed(ats_); }        // ms since the epoch, or NULL
 
   // Whether an event is kOrdered (the sweep must look soon).
   bool has_ordered() const { return has_ordered_; }
+  // Whether an event is due later than its commit (the sweep must know when).
+  bool has_scheduled() const { return has_scheduled_; }
   // The kOwned events, in batch order.
   std::vector<OwnedEvent>& owned() { return owned_; }
   const std::vector<OwnedEvent>& owned() const { return owned_; }
@@ -82,9 +96,10 @@ class EventBatch {
   size_t size_ = 0;
   Lsn first_lsn_;
   std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
-  std::string owned_flags_, ordered_flags_;
+  std::string owned_flags_, ordered_flags_, delays_, ats_;
   std::vector<OwnedEvent> owned_;
   bool has_ordered_ = false;
+  bool has_scheduled_ = false;
 };
 
 // Appends `value` to an open array literal as a quoted element.

@@ -3,11 +3,14 @@
 // Match is on the hot path and allocates nothing once `out` has capacity.
 // Thread-safety: one thread at a time (Match uses a scratch key).
 
+#include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "walhook/change.h"
+#include "walhook/condition.h"
 #include "walhook/trigger.h"
 
 namespace walhook {
@@ -15,8 +18,8 @@ namespace walhook {
 class Matcher {
  public:
   Matcher() = default;
-  // Keeps the enabled, active DB_* triggers of `triggers`; one with a
-  // condition only when validation parsed it (Trigger::parsed_condition).
+  // Keeps the enabled, active DB_* and custom triggers of `triggers`; one
+  // with a condition only when validation parsed it (Trigger::parsed_condition).
   explicit Matcher(std::vector<Trigger> triggers);
 
   // Appends to *out the triggers that `change` (kInsert/kUpdate/kDelete on the
@@ -25,7 +28,14 @@ class Matcher {
   // matches its partitions; one on a leaf matches that leaf.
   void Match(const Change& change, const TableInfo& table, std::vector<const Trigger*>* out) const;
 
+  // Appends to *out the custom triggers of type `type` whose condition (over
+  // payload.a.b) holds for `payload`, a JSON text. Allocates nothing once
+  // `out` has capacity and the scratch source has seen payloads this big.
+  void MatchCustom(std::string_view type, std::string_view payload,
+                   std::vector<const Trigger*>* out) const;
+
   bool empty() const { return triggers_.empty(); }
+  bool has_db() const { return has_db_; }
   const std::vector<Trigger>& triggers() const { return triggers_; }
 
  private:
@@ -35,6 +45,10 @@ class Matcher {
   // "schema.table" → indexes into triggers_; and the triggers on every table.
   std::unordered_map<std::string, std::vector<size_t>> by_table_;
   std::vector<size_t> any_table_;
+  std::unordered_map<std::string, std::vector<size_t>> by_type_;  // custom triggers
+  bool has_db_ = false;
+  // Scratch for custom conditions (behind a pointer: the source is not movable).
+  std::unique_ptr<JsonDataSource> payload_source_ = std::make_unique<JsonDataSource>();
   mutable std::string key_;  // scratch for lookups
 };
 

@@ -19,6 +19,9 @@
 
 namespace walhook {
 
+// The logical message prefix of events queued with eventing.queue_event.
+std::string MessagePrefix(const std::string& schema);
+
 struct TriggerHealth {
   std::string trigger_name;
   std::string last_error;
@@ -100,6 +103,9 @@ class SourceCatalog {
   // allowed, no privilege) is a FatalError with what to do.
   void CreateSlot(const std::string& slot);
   void DropSlot(const std::string& slot);
+  // Creates or replaces `schema`.queue_event in the source database, for a
+  // source that is not the eventing database (where a migration makes it).
+  void InstallQueueEvent(const std::string& schema);
   // Session advisory lock that makes one node the streaming one.
   bool TryLockSlot(const std::string& slot);
 

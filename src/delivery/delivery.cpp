@@ -557,7 +557,8 @@ void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stor
     for (const HeldEvent& e : events) held_ids_.insert(e.id);
   }
   dispatcher_->Add(std::move(events));
-  if (batch.has_ordered()) Poke();
+  // The sweep delivers these, and learns from them when to look next.
+  if (batch.has_ordered() || batch.has_scheduled()) Poke();
 }
 
 void Delivery::Dropped(EventBatch& batch) {
@@ -702,6 +703,16 @@ void Delivery::StoreSession(DeliveryStore& store) {
       while (!retries_due.empty() && retries_due.top() <= now) retries_due.pop();
       next_sweep = now + kSweepInterval;
       if (!retries_due.empty()) next_sweep = std::min(next_sweep, retries_due.top());
+      // Events due later (scheduled, or retries from before a restart): a
+      // timer on the earliest, on the database's clock, re-armed each sweep.
+      std::vector<std::string> names;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        names = target_names_;
+      }
+      if (const auto due = store.NextDue(names)) {
+        next_sweep = std::min(next_sweep, Clock::now() + *due + milliseconds(1));
+      }
     }
     if (now >= next_renew) {
       std::vector<int64_t> ids;

@@ -153,6 +153,15 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "RETURNING e.id, e.trigger_name, e.type, e.payload, "
           "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts",
           s, lease_free, kLease.count()));
+  // One index probe per trigger (event_logs_due), however long the backlog.
+  conn_.prepare("next_due",
+                fmt::format("SELECT ceil(extract(epoch FROM min(x.d) - now()) * 1000)::int8 "
+                            "FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL ("
+                            "  SELECT coalesce(e.next_at, e.ts) AS d FROM {0}.event_logs e "
+                            "   WHERE e.trigger_name = t.name AND e.status = 'staged' "
+                            "     AND coalesce(e.next_at, e.ts) > now() "
+                            "   ORDER BY coalesce(e.next_at, e.ts) LIMIT 1) x",
+                            s));
   // Outcomes, their invocation rows and the health rows: one statement.
   conn_.prepare(
       "record",
@@ -300,6 +309,18 @@ void DeliveryStore::Renew(const std::vector<int64_t>& ids) {
                              "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
                              conn_.quote_name(schema_), kLease.count(), kStagedById),
                  list, node_id_);
+}
+
+std::optional<std::chrono::milliseconds> DeliveryStore::NextDue(
+    const std::vector<std::string>& triggers) {
+  if (triggers.empty()) return std::nullopt;
+  std::string names = "{";
+  for (const std::string& t : triggers) AppendArrayElement(&names, t);
+  names += "}";
+  pqxx::nontransaction tx(conn_);
+  const auto r = tx.exec_prepared("next_due", names);
+  if (r.empty() || r[0][0].is_null()) return std::nullopt;
+  return std::chrono::milliseconds(std::max<int64_t>(0, r[0][0].as<int64_t>()));
 }
 
 void DeliveryStore::Release(const std::vector<int64_t>& ids) {

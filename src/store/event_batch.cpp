@@ -33,16 +33,18 @@ void EventBatch::Clear() {
   size_ = 0;
   first_lsn_ = Lsn();
   for (std::string* s : {&triggers_, &types_, &statuses_, &payloads_, &timestamps_, &lsns_, &seqs_,
-                         &remarks_, &owned_flags_, &ordered_flags_}) {
+                         &remarks_, &owned_flags_, &ordered_flags_, &delays_, &ats_}) {
     s->clear();
     s->push_back('{');
   }
   owned_.clear();
   has_ordered_ = false;
+  has_scheduled_ = false;
 }
 
 void EventBatch::Add(std::string_view trigger, std::string_view type, std::string_view payload,
-                     std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff) {
+                     std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff,
+                     const Schedule& schedule) {
   if (size_++ == 0) first_lsn_ = commit_lsn;
   AppendArrayElement(&triggers_, trigger);
   AppendArrayElement(&types_, type);
@@ -51,6 +53,19 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
   fmt::format_to(std::back_inserter(lsns_), "{}", commit_lsn);
   Separator(&seqs_);
   fmt::format_to(std::back_inserter(seqs_), "{}", seq);
+  Separator(&delays_);
+  fmt::format_to(std::back_inserter(delays_), "{}", schedule.delay_ms);
+  Separator(&ats_);
+  if (schedule.at_ms.has_value()) {
+    fmt::format_to(std::back_inserter(ats_), "{}", *schedule.at_ms);
+  } else {
+    ats_ += "NULL";
+  }
+  // Events due later are found by the sweep when they fall due.
+  if (schedule.later()) {
+    handoff = Handoff::kSweep;
+    has_scheduled_ = true;
+  }
   if (payload.size() > kMaxEventBytes) handoff = Handoff::kSweep;
   Separator(&owned_flags_);
   owned_flags_.push_back(handoff == Handoff::kOwned ? 't' : 'f');

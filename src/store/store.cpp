@@ -20,6 +20,14 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   return text;
 }
 
+}  // namespace
+
+std::string MessagePrefix(const std::string& schema) {
+  return "walhook." + schema;
+}
+
+namespace {
+
 std::string Channel(const std::string& schema) {
   return "walhook_triggers_" + schema;
 }
@@ -67,11 +75,12 @@ EventStore::EventStore(const std::string& conninfo, std::string schema, std::str
   const std::string insert = fmt::format(
       "INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, event_ts, "
       "source_lsn, source_seq, remark, lease_owner, lease_until, order_key) "
-      "SELECT n, ty, st, p, t, t, l, q, r, CASE WHEN o THEN $9 END, "
+      "SELECT n, ty, st, p, greatest(t, to_timestamp(a / 1000.0)) + d * interval '1 ms', t, l, "
+      "  q, r, CASE WHEN o THEN $9 END, "
       "  CASE WHEN o THEN now() + interval '{} s' END, CASE WHEN k THEN (p->'find')::text END "
       "FROM unnest($1::text[], $2::text[], $3::text[], $4::json[], $5::timestamptz[], "
-      "  $6::pg_lsn[], $7::int[], $8::text[], $10::bool[], $11::bool[]) "
-      "  AS u(n, ty, st, p, t, l, q, r, o, k)",
+      "  $6::pg_lsn[], $7::int[], $8::text[], $10::bool[], $11::bool[], $12::int8[], "
+      "  $13::int8[]) AS u(n, ty, st, p, t, l, q, r, o, k, d, a)",
       conn_.quote_name(schema_), kLease.count());
   const std::string returning =
       " RETURNING id, lease_owner IS NOT NULL, source_lsn::text, source_seq, trigger_name, "
@@ -106,6 +115,7 @@ void EventStore::Migrate() {
     if (m.version <= applied) continue;
     std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
     sql = ReplaceAll(sql, "'@channel@'", channel);
+    sql = ReplaceAll(sql, "'@prefix@'", tx.quote(MessagePrefix(schema_)));
     tx.exec(sql);
     tx.exec_params(
         fmt::format("INSERT INTO {}.schema_migrations (version, name) VALUES ($1, $2)", s),
@@ -200,7 +210,8 @@ size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<Stor
     return tx.exec_prepared(replay ? "insert_events_replay" : "insert_events", batch.triggers(),
                             batch.types(), batch.statuses(), batch.payloads(), batch.timestamps(),
                             batch.lsns(), batch.seqs(), batch.remarks(), node_id_,
-                            batch.owned_flags(), batch.ordered_flags());
+                            batch.owned_flags(), batch.ordered_flags(), batch.delays(),
+                            batch.ats());
   };
   pqxx::result res;
   if (before_commit) {
@@ -426,9 +437,22 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     std::vector<std::string> notes;
     [&] {
       t.parsed_condition = nullptr;
-      if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete ||
-          t.kind == EventKind::kCustom) {
+      if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete) {
         blocking = fmt::format("{} triggers are not supported by this walhook version yet", t.type);
+        return;
+      }
+      if (t.kind == EventKind::kCustom) {
+        if (!t.condition.has_value()) return;
+        Result<Condition> parsed = ParseCondition(*t.condition);
+        if (!parsed.ok()) {
+          blocking = parsed.error();
+        } else if (parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) {
+          blocking =
+              "condition: new.* and old.* are for DB_* triggers; a custom event's condition uses "
+              "payload.a.b";
+        } else {
+          t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+        }
         return;
       }
       if (!t.active) {
@@ -523,6 +547,20 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     }
   }
   return out;
+}
+
+void SourceCatalog::InstallQueueEvent(const std::string& schema) {
+  for (const Migration& m : Migrations()) {
+    if (m.name != "queue_event") continue;
+    pqxx::work tx(conn_);
+    tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema);
+    const std::string s = conn_.quote_name(schema);
+    tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+    std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
+    sql = ReplaceAll(sql, "'@prefix@'", tx.quote(MessagePrefix(schema)));
+    tx.exec(sql);
+    tx.commit();
+  }
 }
 
 void SourceCatalog::Heartbeat(const std::string& prefix) {

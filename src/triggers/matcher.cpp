@@ -36,10 +36,17 @@ Matcher::Matcher(std::vector<Trigger> triggers) {
     // A condition that was not parsed (validation refused it) never fires
     // unconditionally.
     const bool condition_ok = !t.condition.has_value() || t.parsed_condition != nullptr;
-    if (db && t.enabled && t.active && condition_ok) triggers_.push_back(std::move(t));
+    if ((db || t.kind == EventKind::kCustom) && t.enabled && t.active && condition_ok) {
+      triggers_.push_back(std::move(t));
+    }
   }
   for (size_t i = 0; i < triggers_.size(); ++i) {
     const Trigger& t = triggers_[i];
+    if (t.kind == EventKind::kCustom) {
+      by_type_[t.type].push_back(i);
+      continue;
+    }
+    has_db_ = true;
     if (t.table.empty()) {
       any_table_.push_back(i);
     } else {
@@ -84,6 +91,26 @@ void Matcher::Match(const Change& change, const TableInfo& table,
     if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second);
   }
   add(any_table_);
+}
+
+void Matcher::MatchCustom(std::string_view type, std::string_view payload,
+                          std::vector<const Trigger*>* out) const {
+  key_.assign(type);
+  const auto it = by_type_.find(key_);
+  if (it == by_type_.end()) return;
+  bool indexed = false;
+  for (size_t i : it->second) {
+    const Trigger* t = &triggers_[i];
+    if (t->parsed_condition != nullptr) {
+      if (!indexed) {
+        // Not JSON: every name is NULL, so a condition does not fire.
+        (void)payload_source_->Reset(payload, DataShape::kPayload);
+        indexed = true;
+      }
+      if (!t->parsed_condition->Fires(*payload_source_)) continue;
+    }
+    out->push_back(t);
+  }
 }
 
 bool AnyColumnChanged(const std::vector<std::string>& columns, const Change& change,

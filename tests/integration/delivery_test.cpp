@@ -75,9 +75,10 @@ void AddHook(const std::string& conninfo, const Hook& h) {
   tx.exec(
       "INSERT INTO eventing.triggers (name, type, table_name, url, headers, retries, timeout_ms, "
       "retry_interval_ms, ordered) VALUES (" +
-      tx.quote(h.name) + ", " + tx.quote(h.type) + ", " + tx.quote(h.table) + ", " +
-      tx.quote(h.url) + ", " + (h.headers.empty() ? "NULL" : tx.quote(h.headers) + "::jsonb") +
-      ", " + std::to_string(h.retries) + ", " + std::to_string(h.timeout_ms) + ", " +
+      tx.quote(h.name) + ", " + tx.quote(h.type) + ", " +
+      (h.table.empty() ? "NULL" : tx.quote(h.table)) + ", " + tx.quote(h.url) + ", " +
+      (h.headers.empty() ? "NULL" : tx.quote(h.headers) + "::jsonb") + ", " +
+      std::to_string(h.retries) + ", " + std::to_string(h.timeout_ms) + ", " +
       std::to_string(h.retry_interval_ms) + ", " + (h.ordered ? "true" : "false") + ")");
 }
 
@@ -1256,6 +1257,153 @@ TEST_CASE("delivery: eventing.redeliver and eventing.cancel") {
   CHECK(CountFor(hook, "/ord", ord1_id) == ord1_tries);
   CHECK(Status(db, ord1_id) == "cancel");
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
+}
+
+// --- custom events queued from SQL -------------------------------------------
+
+// The wall-clock time of a receiver's arrival, in ms since the epoch.
+int64_t WallMs(Clock::time_point at) {
+  const auto wall = std::chrono::system_clock::now() - (Clock::now() - at);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+}
+
+TEST_CASE("custom: queue_event fires when its transaction commits, never when it rolls back") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Receiver hook(4381);
+  AddHook(db, {.name = "shipped", .url = hook.Url("/shipped"), .type = "ORDER_SHIPPED"});
+  AddHook(db, {.name = "big", .url = hook.Url("/big"), .type = "ORDER_SHIPPED"});
+  AddHook(db, {.name = "paid", .url = hook.Url("/paid"), .type = "ORDER_PAID"});
+  AddHook(db, {.name = "wrong", .url = hook.Url("/wrong"), .type = "ORDER_SHIPPED"});
+  Exec(db,
+       "UPDATE eventing.triggers SET condition = 'payload.total >= 100 AND payload.tags IS NOT "
+       "NULL' WHERE name = 'big';"
+       "UPDATE eventing.triggers SET condition = 'new.total > 1' WHERE name = 'wrong'");
+  auto walhook = StartWalhook(db, "custom");
+
+  {
+    pqxx::connection c(db);
+    pqxx::work committed(c);
+    committed.exec(
+        "SELECT eventing.queue_event('ORDER_SHIPPED', '{\"order\": 1, \"total\": 12.50}')");
+    committed.commit();
+    pqxx::work rolled_back(c);
+    rolled_back.exec("SELECT eventing.queue_event('ORDER_SHIPPED', '{\"order\": 2}')");
+    rolled_back.abort();
+    pqxx::work both(c);
+    both.exec(
+        "SELECT eventing.queue_event('ORDER_SHIPPED', "
+        "  '{\"order\": 3, \"total\": 150, \"tags\": [\"gift\"], \"big\": 9007199254740993}')");
+    both.exec("SELECT eventing.queue_event('ORDER_SHIPPED', '{\"order\": 4, \"total\": 500}')");
+    both.commit();
+  }
+  REQUIRE(hook.WaitForCount(3, 15s));
+  std::this_thread::sleep_for(1s);  // nothing more arrives
+  const auto all = hook.Arrivals();
+  CHECK(OnPath(all, "/shipped").size() == 3);
+  REQUIRE(OnPath(all, "/big").size() == 1);
+  CHECK(OnPath(all, "/paid").empty());
+  CHECK(OnPath(all, "/wrong").empty());
+  CHECK(all.size() == 4);
+  // data is the payload, as jsonb printed it: every digit kept.
+  const auto big = ParseJson(OnPath(all, "/big")[0].body);
+  CHECK(std::string(big["type"].GetString()) == "ORDER_SHIPPED");
+  CHECK(Str(big["data"]) == R"({"big":9007199254740993,"tags":["gift"],"order":3,"total":150})");
+  CHECK(Q(db,
+          "SELECT string_agg(payload->>'order', ',' ORDER BY payload->>'order') "
+          "FROM eventing.event_logs WHERE trigger_name = 'shipped'") == "1,3,4");
+  CHECK(Q(db,
+          "SELECT payload::text FROM eventing.event_logs "
+          "WHERE trigger_name = 'shipped' AND payload->>'order' = '1'") ==
+        R"({"order": 1, "total": 12.50})");
+  // Keyed on their place in the stream, like row changes; due at the commit.
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE source_lsn IS NOT NULL "
+           "AND ts = event_ts") == 4);
+  CHECK(QL(db,
+           "SELECT count(DISTINCT (source_lsn, source_seq)) FROM eventing.event_logs "
+           "WHERE trigger_name = 'shipped'") == 3);
+  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'wrong'")
+            .find("payload.a.b") != std::string::npos);
+  CHECK(Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = 'big'").empty());
+
+  // Bad arguments are refused in SQL, with the reason.
+  auto refused = [&](const std::string& call) {
+    try {
+      Exec(db, "SELECT eventing.queue_event(" + call + ")");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(refused("'DB_INSERT', '{}'").find("reserved") != std::string::npos);
+  CHECK(refused("'FILE_CREATE', '{}'").find("reserved") != std::string::npos);
+  CHECK(refused("'not a type', '{}'").find("not a custom event type") != std::string::npos);
+  CHECK(refused("NULL, '{}'").find("not a custom event type") != std::string::npos);
+  CHECK(refused("'X', '{}', delay => '-1 s'").find("delay") != std::string::npos);
+  CHECK(refused("'X', 'not json'").find("json") != std::string::npos);
+  CHECK(walhook->Running());
+}
+
+TEST_CASE("custom: scheduled events fire on time, also after a restart in between") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Receiver hook(4382);
+  AddHook(db, {.name = "tick", .url = hook.Url("/tick"), .type = "TICK"});
+  auto walhook = StartWalhook(db, "sched");
+  Exec(db,
+       "SELECT eventing.queue_event('TICK', '{\"n\": 1}', delay => '1 s');"
+       "SELECT eventing.queue_event('TICK', '{\"n\": 2}', delay => '1500 ms');"
+       "SELECT eventing.queue_event('TICK', '{\"n\": 3}', at => clock_timestamp() + "
+       "interval '2 s');"
+       "SELECT eventing.queue_event('TICK', '{\"n\": 4}', at => clock_timestamp() + "
+       "interval '1 s', delay => '1200 ms');"
+       "SELECT eventing.queue_event('TICK', '{\"n\": 5}', at => '2001-01-01');");
+  // Due times as stored: greatest(commit time, at) + delay.
+  CHECK(Q(db,
+          "SELECT string_agg(round(extract(epoch FROM ts - event_ts) * 10)::text, ',' "
+          "ORDER BY payload->>'n') FROM eventing.event_logs") == "10,15,20,22,0");
+  REQUIRE(hook.WaitForCount(5, 10s));
+  // Each arrival against its due time.
+  std::map<std::string, int64_t> due;
+  {
+    pqxx::connection c(db);
+    pqxx::nontransaction tx(c);
+    for (const auto& row :
+         tx.exec("SELECT id, (extract(epoch FROM ts) * 1000)::int8 FROM eventing.event_logs")) {
+      due[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+  }
+  int64_t worst = 0;
+  for (const Arrival& a : hook.Arrivals()) {
+    const std::string id = ParseJson(a.body)["id"].GetString();
+    REQUIRE(due.count(id) == 1);
+    const int64_t late = WallMs(a.at) - due[id];
+    INFO("event ", id, " arrived ", late, " ms after its time");
+    CHECK(late >= -1);  // never early (1 ms of rounding)
+    worst = std::max(worst, late);
+  }
+  MESSAGE("scheduled events: the latest arrived ", worst, " ms after its time");
+  CHECK(worst <= 100);
+
+  // Queued, then walhook is killed and restarted before the event is due.
+  Exec(db, "SELECT eventing.queue_event('TICK', '{\"n\": 6}', delay => '4 s')");
+  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 6; }, 5s));
+  walhook->Signal(SIGKILL);
+  REQUIRE(walhook->Wait(5s) == -SIGKILL);
+  walhook = StartWalhook(db, "sched-restarted");
+  const int64_t six_due =
+      QL(db,
+         "SELECT (extract(epoch FROM ts) * 1000)::int8 FROM eventing.event_logs "
+         "WHERE payload->>'n' = '6'");
+  REQUIRE(WallMs(Clock::now()) < six_due);  // the restart was quick enough to test this
+  REQUIRE(hook.WaitForCount(6, 10s));
+  const int64_t late = WallMs(hook.Arrivals()[5].at) - six_due;
+  MESSAGE("after a restart: arrived ", late, " ms after its time");
+  CHECK(late >= -1);
+  CHECK(late <= 100);
 }
 
 }  // namespace

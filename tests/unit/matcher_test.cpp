@@ -97,7 +97,7 @@ TEST_CASE("Matcher: an empty table_name means every table") {
   CHECK(Names(m, RowChange(ChangeKind::kDelete, "x", "y"), Table("x", "y")).empty());
 }
 
-TEST_CASE("Matcher: keeps only enabled, active DB triggers") {
+TEST_CASE("Matcher: keeps only enabled, active DB and custom triggers") {
   Trigger disabled = Make("disabled", "DB_INSERT", "public", "orders");
   disabled.enabled = false;
   Trigger inactive = Make("inactive", "DB_INSERT", "public", "orders");
@@ -109,9 +109,12 @@ TEST_CASE("Matcher: keeps only enabled, active DB triggers") {
                    Make("file_on_table", "FILE_DELETE", "public", "orders"),
                    Make("ok", "DB_INSERT", "public", "orders")});
   CHECK(Names(m, RowChange(ChangeKind::kInsert), Table("public", "orders")) == Names_{"ok"});
-  REQUIRE(m.triggers().size() == 1);
-  CHECK(m.triggers()[0].name == "ok");
+  REQUIRE(m.triggers().size() == 2);
+  CHECK(m.triggers()[0].name == "custom");
+  CHECK(m.triggers()[1].name == "ok");
   CHECK_FALSE(m.empty());
+  CHECK(m.has_db());
+  CHECK_FALSE(Matcher({Make("custom", "ORDER_SHIPPED")}).has_db());
 
   SUBCASE("nothing left is empty") {
     const Matcher none({disabled, Make("file", "FILE_CREATE")});
@@ -309,6 +312,34 @@ TEST_CASE("Matcher: conditions") {
     const Matcher m({t});
     CHECK(m.empty());
   }
+}
+
+TEST_CASE("Matcher: custom events by type, with conditions on the payload") {
+  Trigger off = Make("off", "ORDER_SHIPPED");
+  off.enabled = false;
+  const Matcher m({Make("shipped", "ORDER_SHIPPED"), Make("other", "ORDER_PAID"), off,
+                   WithCondition(Make("big", "ORDER_SHIPPED"), "payload.order.total >= 100.0"),
+                   WithCondition(Make("eu", "ORDER_SHIPPED"), "payload.country IN ('DE', 'FR')"),
+                   Make("db", "DB_INSERT")});
+  auto custom = [&](std::string_view type, std::string_view payload) {
+    std::vector<const Trigger*> out;
+    m.MatchCustom(type, payload, &out);
+    std::vector<std::string> names;
+    for (const Trigger* t : out) names.push_back(t->name);
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  CHECK(custom("ORDER_SHIPPED", R"({"order": {"total": 100}, "country": "DE"})") ==
+        Names_{"big", "eu", "shipped"});
+  CHECK(custom("ORDER_SHIPPED", R"({"order": {"total": 99.99}, "country": "US"})") ==
+        Names_{"shipped"});
+  // Types are case-sensitive; a DB type is never a custom one.
+  CHECK(custom("order_shipped", "{}").empty());
+  CHECK(custom("DB_INSERT", "{}").empty());
+  CHECK(custom("ORDER_PAID", "null") == Names_{"other"});
+  // A payload that is not an object: names are NULL, conditions do not fire.
+  CHECK(custom("ORDER_SHIPPED", "[1, 2]") == Names_{"shipped"});
+  CHECK(custom("ORDER_SHIPPED", "not json") == Names_{"shipped"});
 }
 
 TEST_CASE("AnyColumnChanged") {
