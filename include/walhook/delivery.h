@@ -29,6 +29,7 @@
 #include "walhook/batch_writer.h"
 #include "walhook/config.h"
 #include "walhook/delivery_store.h"
+#include "walhook/matcher.h"
 
 namespace walhook {
 
@@ -69,6 +70,8 @@ class Delivery : public CommitListener {
   void StoreSession(DeliveryStore& store);
   void Sweep(DeliveryStore& store);
   void LoadTargets(DeliveryStore& store);
+  // The rows for the custom events `outcomes` queue: one per matching trigger.
+  std::vector<QueuedRow> MatchQueued(const std::vector<AttemptRecord>& outcomes) const;
   void Unhold(const std::string& trigger, size_t bytes);  // REQUIRES: mu_ held
   void Wake();                                            // the store thread
 
@@ -94,7 +97,8 @@ class Delivery : public CommitListener {
   std::string started_;  // the database's time at the first connection
   std::vector<std::string> target_names_;
   std::unordered_set<std::string> ordered_names_;
-  bool backlog_ = false;  // the last sweep filled some trigger's room
+  Matcher custom_matcher_;  // for events that responses and failures queue
+  bool backlog_ = false;    // the last sweep filled some trigger's room
 
   std::atomic<uint64_t> attempts_{0};
   std::atomic<int> in_flight_{0};

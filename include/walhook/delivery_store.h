@@ -15,6 +15,8 @@
 
 #include <pqxx/pqxx>
 
+#include "walhook/chain.h"
+
 namespace walhook {
 
 // How long a node owns an event it claimed, unless it renews the lease.
@@ -29,6 +31,10 @@ struct Target {
   int timeout_ms = 5000;
   int retry_interval_ms = 5000;
   bool ordered = false;
+  // What custom events queued by responses are matched on.
+  std::string type;
+  std::optional<std::string> condition;
+  bool enabled = true;
 };
 
 // An event this node now holds a lease on.
@@ -37,8 +43,9 @@ struct HeldEvent {
   std::string trigger;
   std::string type;
   std::string payload;
-  int64_t ts_ms = 0;  // due time, ms since the epoch: the CloudEvents "time"
-  int attempts = 0;   // attempts made before this one
+  int64_t ts_ms = 0;    // due time, ms since the epoch: the CloudEvents "time"
+  int attempts = 0;     // attempts made before this one
+  int chain_depth = 0;  // 0 for a source event; +1 per response that queued it
 };
 
 enum class EventStatus { kStaged, kProcessed, kFailed };
@@ -57,6 +64,20 @@ struct AttemptRecord {
   std::string response_body;  // first 4 KiB
   std::string error;          // empty when none
   size_t payload_bytes = 0;   // not stored: what the event held in memory
+  // Custom events this attempt queues (its response's, or the dlq_ event of
+  // a failed event), at chain depth `queued_depth`.
+  std::vector<ChainedEvent> queued;
+  int queued_depth = 0;
+};
+
+// A custom event to insert with a batch of outcomes, for one trigger.
+struct QueuedRow {
+  std::string trigger;
+  std::string type;
+  std::string payload;  // JSON text
+  int64_t delay_ms = 0;
+  std::optional<int64_t> at_ms;
+  int chain_depth = 0;
 };
 
 class DeliveryStore {
@@ -88,7 +109,8 @@ class DeliveryStore {
 
   // Writes outcomes and invocation rows in one transaction. An event no
   // longer staged (cancelled meanwhile) keeps its status.
-  void Record(const std::vector<AttemptRecord>& records);
+  // With them, in the same statement, the custom events they queued.
+  void Record(const std::vector<AttemptRecord>& records, const std::vector<QueuedRow>& queued);
   void Renew(const std::vector<int64_t>& ids);
   // How long until the earliest staged event of these triggers that is not
   // due yet falls due (on the database's clock); nullopt when none is waiting.

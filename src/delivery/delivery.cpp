@@ -407,8 +407,19 @@ class Delivery::Dispatcher {
         std::chrono::duration_cast<milliseconds>(Clock::now() - r.started).count());
     rec.http_status = code;
     rec.response_body = r.response.substr(0, kBodyKept);
+    rec.queued_depth = r.event.chain_depth + 1;
     if (v.outcome == Outcome::kSuccess) {
       rec.status = EventStatus::kProcessed;
+      ResponseEvents asked = ParseResponseEvents(r.response);
+      if (!asked.events.empty() && rec.queued_depth > kMaxChainDepth) {
+        rec.remark = fmt::format(
+            "the response asked for {} event(s), refused: a chain of events queued by responses "
+            "may be {} deep at most",
+            asked.events.size(), kMaxChainDepth);
+      } else {
+        rec.queued = std::move(asked.events);
+        rec.remark = std::move(asked.refused);
+      }
       return rec;
     }
     rec.error = v.reason;
@@ -431,6 +442,14 @@ class Delivery::Dispatcher {
                        ? v.reason
                        : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason,
                                      rec.attempt, r.retries + 1);
+      // Failed for good: a dlq_<trigger> event, for whoever listens to it.
+      if (rec.queued_depth <= kMaxChainDepth) {
+        ChainedEvent dlq;
+        dlq.type = "dlq_" + r.event.trigger;
+        dlq.payload =
+            DlqPayload(r.event.id, r.event.type, r.event.payload, r.event.ts_ms, r.event.trigger);
+        rec.queued.push_back(std::move(dlq));
+      }
     }
     return rec;
   }
@@ -658,8 +677,10 @@ void Delivery::StoreSession(DeliveryStore& store) {
     finished = finished && dispatcher_->stopped();
     try {
       if (!outcomes.empty()) {
-        store.Record(outcomes);
+        const std::vector<QueuedRow> queued = MatchQueued(outcomes);
+        store.Record(outcomes, queued);
         now = Clock::now();
+        if (!queued.empty()) next_sweep = now;  // due now, or the sweep sets their timer
         for (const AttemptRecord& r : outcomes) {
           if (r.status == EventStatus::kStaged) {
             const auto due = now + milliseconds(r.retry_in_ms);
@@ -765,11 +786,43 @@ void Delivery::LoadTargets(DeliveryStore& store) {
   std::vector<Target> targets = store.LoadTargets();
   target_names_.clear();
   ordered_names_.clear();
+  std::vector<Trigger> custom;
   for (const Target& t : targets) {
     target_names_.push_back(t.name);
     if (t.ordered) ordered_names_.insert(t.name);
+    if (ParseEventKind(t.type) != EventKind::kCustom) continue;
+    Trigger c;
+    c.name = t.name;
+    c.type = t.type;
+    c.kind = EventKind::kCustom;
+    c.enabled = t.enabled;
+    c.condition = t.condition;
+    if (c.condition.has_value()) {
+      // The streaming node reports a condition that does not parse; here
+      // such a trigger just matches nothing.
+      Result<Condition> parsed = ParseCondition(*c.condition);
+      if (!parsed.ok() || parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) continue;
+      c.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+    }
+    custom.push_back(std::move(c));
   }
+  custom_matcher_ = Matcher(std::move(custom));
   dispatcher_->SetTargets(std::move(targets));
+}
+
+std::vector<QueuedRow> Delivery::MatchQueued(const std::vector<AttemptRecord>& outcomes) const {
+  std::vector<QueuedRow> rows;
+  std::vector<const Trigger*> matched;
+  for (const AttemptRecord& r : outcomes) {
+    for (const ChainedEvent& e : r.queued) {
+      matched.clear();
+      custom_matcher_.MatchCustom(e.type, e.payload, &matched);
+      for (const Trigger* t : matched) {
+        rows.push_back(QueuedRow{t->name, e.type, e.payload, e.delay_ms, e.at_ms, r.queued_depth});
+      }
+    }
+  }
+  return rows;
 }
 
 void Delivery::Sweep(DeliveryStore& store) {

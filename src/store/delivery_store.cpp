@@ -151,7 +151,7 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
           "  FROM c WHERE e.id = c.id "
           "RETURNING e.id, e.trigger_name, e.type, e.payload, "
-          "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts",
+          "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
           s, lease_free, kLease.count()));
   // One index probe per trigger (event_logs_due), however long the backlog.
   conn_.prepare("next_due",
@@ -190,7 +190,16 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "  ON CONFLICT (trigger_name) DO UPDATE SET "
           "    last_success_at = coalesce(excluded.last_success_at, h.last_success_at), "
           "    last_error = coalesce(excluded.last_error, h.last_error), "
-          "    last_error_at = coalesce(excluded.last_error_at, h.last_error_at)) "
+          "    last_error_at = coalesce(excluded.last_error_at, h.last_error_at)), "
+          // Custom events queued by responses, and dlq_ events: due at
+          // greatest(now, timestamp) + delay, received now.
+          "q AS ("
+          "  INSERT INTO {0}.event_logs (trigger_name, type, status, payload, ts, event_ts, "
+          "    chain_depth) "
+          "  SELECT n, ty, 'staged', p, greatest(now(), to_timestamp(a / 1000.0)) "
+          "    + d * interval '1 ms', now(), c "
+          "  FROM unnest($16::text[], $17::text[], $18::json[], $19::int8[], $20::int8[], "
+          "    $21::int[]) AS q(n, ty, p, d, a, c)) "
           "SELECT 1",
           s, kStagedById));
 }
@@ -216,7 +225,7 @@ std::vector<Target> DeliveryStore::LoadTargets() {
   pqxx::read_transaction tx(conn_);
   const auto rows = tx.exec(fmt::format(
       "SELECT name, url, coalesce(headers::text, '{{}}'), retries, timeout_ms, retry_interval_ms, "
-      "ordered FROM {}.triggers",
+      "ordered, type, condition, enabled FROM {}.triggers",
       conn_.quote_name(schema_)));
   std::vector<Target> out;
   out.reserve(rows.size());
@@ -229,6 +238,9 @@ std::vector<Target> DeliveryStore::LoadTargets() {
     t.timeout_ms = r[4].as<int>();
     t.retry_interval_ms = r[5].as<int>();
     t.ordered = r[6].as<bool>();
+    t.type = r[7].as<std::string>();
+    if (!r[8].is_null()) t.condition = r[8].as<std::string>();
+    t.enabled = r[9].as<bool>();
     out.push_back(std::move(t));
   }
   return out;
@@ -254,13 +266,29 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<std::pair<std::str
     e.payload.assign(r[3].c_str(), r[3].size());
     e.ts_ms = r[4].as<int64_t>();
     e.attempts = r[5].as<int>();
+    e.chain_depth = r[6].as<int>();
     out.push_back(std::move(e));
   }
   return out;
 }
 
-void DeliveryStore::Record(const std::vector<AttemptRecord>& records) {
+void DeliveryStore::Record(const std::vector<AttemptRecord>& records,
+                           const std::vector<QueuedRow>& queued) {
   if (records.empty()) return;
+  std::string qn = "{", qt = "{", qp = "{", qd = "{", qa = "{", qc = "{";
+  for (const QueuedRow& q : queued) {
+    AppendArrayElement(&qn, q.trigger);
+    AppendArrayElement(&qt, q.type);
+    AppendArrayElement(&qp, q.payload);
+    AppendNumber(&qd, q.delay_ms);
+    if (q.at_ms.has_value()) {
+      AppendNumber(&qa, *q.at_ms);
+    } else {
+      qa += qa.size() > 1 ? ",NULL" : "NULL";
+    }
+    AppendNumber(&qc, q.chain_depth);
+  }
+  for (std::string* s : {&qn, &qt, &qp, &qd, &qa, &qc}) s->push_back('}');
   std::string ids = "{", triggers = "{", statuses = "{", attempts = "{", delays = "{",
               remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{", durations = "{";
   // Per trigger, the newest outcome of this batch decides the health row.
@@ -296,7 +324,7 @@ void DeliveryStore::Record(const std::vector<AttemptRecord>& records) {
   }
   pqxx::nontransaction tx(conn_);
   tx.exec_prepared("record", ids, triggers, statuses, attempts, delays, remarks, starts, codes,
-                   bodies, errors, durations, node_id_, hn, hok, herr);
+                   bodies, errors, durations, node_id_, hn, hok, herr, qn, qt, qp, qd, qa, qc);
 }
 
 void DeliveryStore::Renew(const std::vector<int64_t>& ids) {

@@ -30,6 +30,7 @@
 
 #include "harness.h"
 #include "receiver.h"
+#include "walhook/chain.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook::test {
@@ -1404,6 +1405,93 @@ TEST_CASE("custom: scheduled events fire on time, also after a restart in betwee
   MESSAGE("after a restart: arrived ", late, " ms after its time");
   CHECK(late >= -1);
   CHECK(late <= 100);
+}
+
+TEST_CASE("custom: a response's events are queued, a failed event queues dlq_<trigger>") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE signups (id int PRIMARY KEY, email text)");
+  Receiver hook(4383, [](const Arrival& a) {
+    Reply r;
+    if (a.path == "/welcome") {
+      r.body = R"({"response": "hi", "events": [{"type": "SEND_MAIL", "payload": {"to": "x"}},)"
+               R"( {"type": "FOLLOW_UP", "payload": {"n": 2}, "delay": 1000}]})";
+    } else if (a.path == "/mail") {
+      r.body = R"({"event": {"type": "MAIL_SENT", "payload": {"ok": true}}})";
+    } else if (a.path == "/flaky") {
+      r.status = 500;
+      r.body = "down";
+    }
+    return r;
+  });
+  AddHook(db, {.name = "welcome", .table = "signups", .url = hook.Url("/welcome")});
+  AddHook(db, {.name = "mail", .url = hook.Url("/mail"), .type = "SEND_MAIL"});
+  AddHook(db, {.name = "sent", .url = hook.Url("/sent"), .type = "MAIL_SENT"});
+  AddHook(db, {.name = "follow", .url = hook.Url("/follow"), .type = "FOLLOW_UP"});
+  AddHook(db, {.name = "flaky",
+               .table = "signups",
+               .url = hook.Url("/flaky"),
+               .retries = 1,
+               .retry_interval_ms = 100});
+  AddHook(db, {.name = "flaky-dlq", .url = hook.Url("/dlq"), .type = "dlq_flaky"});
+  auto walhook = StartWalhook(db, "chain");
+  Exec(db, "INSERT INTO signups VALUES (7, 'ada@example.com')");
+
+  // welcome -> SEND_MAIL (mail) -> MAIL_SENT (sent); FOLLOW_UP a second later.
+  REQUIRE(WaitFor([&] { return OnPath(hook.Arrivals(), "/sent").size() == 1; }, 15s));
+  REQUIRE(WaitFor([&] { return OnPath(hook.Arrivals(), "/follow").size() == 1; }, 15s));
+  REQUIRE(WaitFor([&] { return OnPath(hook.Arrivals(), "/dlq").size() == 1; }, 15s));
+  std::this_thread::sleep_for(500ms);
+  const auto all = hook.Arrivals();
+  CHECK(OnPath(all, "/welcome").size() == 1);
+  REQUIRE(OnPath(all, "/mail").size() == 1);
+  CHECK(Str(ParseJson(OnPath(all, "/mail")[0].body)["data"]) == R"({"to":"x"})");
+  const auto follow = OnPath(all, "/follow")[0];
+  const auto welcome = OnPath(all, "/welcome")[0];
+  CHECK(Ms(follow.at - welcome.at) >= 1000);
+  CHECK(Q(db,
+          "SELECT string_agg(trigger_name || ':' || chain_depth, ',' ORDER BY trigger_name) "
+          "FROM eventing.event_logs") == "flaky:0,flaky-dlq:1,follow:1,mail:1,sent:2,welcome:0");
+  // Queued events are received now: no WAL position.
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE chain_depth > 0 "
+           "AND source_lsn IS NULL") == 4);
+
+  // flaky failed after 2 attempts; its dlq_ event says which event and why.
+  REQUIRE(OnPath(all, "/flaky").size() == 2);
+  const long flaky_id = EventId(db, "flaky");
+  CHECK(Status(db, flaky_id) == "failed");
+  const auto dlq = ParseJson(OnPath(all, "/dlq")[0].body);
+  CHECK(std::string(dlq["type"].GetString()) == "dlq_flaky");
+  const auto& data = dlq["data"];
+  CHECK(std::string(data["event_id"].GetString()) == std::to_string(flaky_id));
+  CHECK(std::string(data["event_type"].GetString()) == "DB_INSERT");
+  CHECK(std::string(data["event_name"].GetString()) == "flaky");
+  CHECK(Str(data["event_payload"]["doc"]) == R"({"id":7,"email":"ada@example.com"})");
+  CHECK(ParseRfc3339Millis(data["event_timestamp"].GetString()).has_value());
+}
+
+TEST_CASE("custom: a chain of events queued by responses stops at depth 16") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Receiver hook(4384, [](const Arrival&) {
+    Reply r;
+    r.body = R"({"event": {"type": "LOOP", "payload": {}}})";
+    return r;
+  });
+  AddHook(db, {.name = "loop", .url = hook.Url("/loop"), .type = "LOOP"});
+  auto walhook = StartWalhook(db, "loop");
+  Exec(db, "SELECT eventing.queue_event('LOOP', '{}')");
+  REQUIRE(hook.WaitForCount(kMaxChainDepth + 1, 30s));
+  std::this_thread::sleep_for(1500ms);  // and no more
+  CHECK(hook.Count() == static_cast<size_t>(kMaxChainDepth + 1));
+  CHECK(QL(db, "SELECT max(chain_depth) FROM eventing.event_logs") == kMaxChainDepth);
+  CHECK(Q(db, "SELECT remark FROM eventing.event_logs WHERE chain_depth = " +
+                  std::to_string(kMaxChainDepth))
+            .find("16 deep at most") != std::string::npos);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE status <> 'processed'") == 0);
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+#pragma once
+// What a webhook's answer and a failed event queue next (SPEC §4): custom
+// events named in a 2xx JSON response ("event" or "events"), and the
+// dlq_<trigger> event of an event that failed for good. Pure.
+// Thread-safety: plain functions and values.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace walhook {
+
+// A chain of events queued by responses is cut past this depth.
+inline constexpr int kMaxChainDepth = 16;
+
+// A custom event to queue.
+struct ChainedEvent {
+  std::string type;
+  std::string payload;           // JSON text
+  int64_t delay_ms = 0;          // >= 0
+  std::optional<int64_t> at_ms;  // not due before then (ms since the epoch)
+};
+
+struct ResponseEvents {
+  std::vector<ChainedEvent> events;
+  // What was refused, readable (for the event's remark); empty when nothing.
+  std::string refused;
+};
+
+// The events a webhook's JSON response body asks for:
+//   {"event": {"type": "X", "payload": {...}, "delay": 1000, "timestamp": "…"}}
+//   {"events": [{…}, {…}]}
+// `delay` is in ms; `timestamp` is an RFC 3339 string or epoch ms. A body
+// that is not a JSON object, or has neither member, asks for nothing. An
+// entry with a bad type (not [A-Za-z0-9_-]+, or DB_*/FILE_*), a bad delay or
+// timestamp is refused and named in `refused`; the others are kept.
+ResponseEvents ParseResponseEvents(std::string_view body);
+
+// The payload of the dlq_<trigger> event of a failed event:
+// {"event_id": "<id>", "event_type": …, "event_payload": <data>,
+//  "event_timestamp": "<RFC 3339>", "event_name": "<trigger>"}.
+// `data` is JSON text (a stored payload); anything else is sent as null.
+std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
+                       int64_t ts_ms, std::string_view trigger);
+
+// Parses an RFC 3339 time ("2026-11-28T10:00:00.123Z", "…+02:00") to ms
+// since the epoch; nullopt when it is not one.
+std::optional<int64_t> ParseRfc3339Ms(std::string_view text);
+
+}  // namespace walhook

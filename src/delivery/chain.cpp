@@ -1,0 +1,277 @@
+#include "walhook/chain.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "walhook/queued_event.h"
+#include "walhook/webhook_request.h"
+
+namespace walhook {
+namespace {
+
+std::string ToJson(const rapidjson::Value& v) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  v.Accept(w);
+  return std::string(b.GetString(), b.GetSize());
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Raw JSON text, already known to be valid: where values start and end, so a
+// payload is kept as written (every digit), not as RapidJSON reprints it.
+size_t SkipSpace(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+size_t SkipString(std::string_view s, size_t i) {  // s[i] == '"'
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return s.size();
+}
+
+size_t SkipValue(std::string_view s, size_t i) {
+  if (i >= s.size()) return s.size();
+  if (s[i] == '"') return SkipString(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      const char c = s[i];
+      if (c == '"') {
+        i = SkipString(s, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return s.size();
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+         s[i] != '\n' && s[i] != '\r') {
+    ++i;
+  }
+  return i;
+}
+
+// The text of the first member `key` (written without escapes) of an object.
+std::optional<std::string_view> RawMember(std::string_view obj, std::string_view key) {
+  size_t i = SkipSpace(obj, 0);
+  if (i >= obj.size() || obj[i] != '{') return std::nullopt;
+  for (i = SkipSpace(obj, i + 1); i < obj.size() && obj[i] == '"';) {
+    const size_t key_end = SkipString(obj, i);
+    const std::string_view name = obj.substr(i + 1, key_end - i - 2);
+    i = SkipSpace(obj, key_end);
+    if (i >= obj.size() || obj[i] != ':') return std::nullopt;
+    const size_t start = SkipSpace(obj, i + 1);
+    const size_t end = SkipValue(obj, start);
+    if (name == key) return obj.substr(start, end - start);
+    i = SkipSpace(obj, end);
+    if (i >= obj.size() || obj[i] != ',') return std::nullopt;
+    i = SkipSpace(obj, i + 1);
+  }
+  return std::nullopt;
+}
+
+// The texts of an array's elements.
+std::vector<std::string_view> RawElements(std::string_view arr) {
+  std::vector<std::string_view> out;
+  size_t i = SkipSpace(arr, 0);
+  if (i >= arr.size() || arr[i] != '[') return out;
+  i = SkipSpace(arr, i + 1);
+  while (i < arr.size() && arr[i] != ']') {
+    const size_t end = SkipValue(arr, i);
+    out.push_back(arr.substr(i, end - i));
+    i = SkipSpace(arr, end);
+    if (i < arr.size() && arr[i] == ',') i = SkipSpace(arr, i + 1);
+  }
+  return out;
+}
+
+// One entry of "event"/"events" (`raw`: its text, when found); an error
+// says what is wrong with it.
+std::optional<std::string> ParseEntry(const rapidjson::Value& v,
+                                      std::optional<std::string_view> raw, ChainedEvent* out) {
+  if (!v.IsObject()) return "not an object";
+  const auto type = v.FindMember("type");
+  if (type == v.MemberEnd() || !type->value.IsString()) return "no \"type\"";
+  out->type.assign(type->value.GetString(), type->value.GetStringLength());
+  if (!IsCustomEventType(out->type)) {
+    return fmt::format("type \"{}\" is not a custom event type", out->type.substr(0, 64));
+  }
+  const auto payload = v.FindMember("payload");
+  if (payload == v.MemberEnd()) {
+    out->payload = "null";
+  } else if (const auto text = raw ? RawMember(*raw, "payload") : std::nullopt) {
+    out->payload.assign(*text);
+  } else {
+    out->payload = ToJson(payload->value);  // a key written with escapes
+  }
+  const auto delay = v.FindMember("delay");
+  if (delay != v.MemberEnd() && !delay->value.IsNull()) {
+    if (!delay->value.IsNumber() || delay->value.GetDouble() < 0 ||
+        delay->value.GetDouble() > 9.0e15) {
+      return "\"delay\" is not a number of milliseconds";
+    }
+    out->delay_ms = static_cast<int64_t>(delay->value.GetDouble());
+  }
+  const auto ts = v.FindMember("timestamp");
+  if (ts != v.MemberEnd() && !ts->value.IsNull()) {
+    if (ts->value.IsString()) {
+      out->at_ms =
+          ParseRfc3339Ms(std::string_view(ts->value.GetString(), ts->value.GetStringLength()));
+      if (!out->at_ms) return "\"timestamp\" is not an RFC 3339 time";
+    } else if (ts->value.IsNumber() && ts->value.GetDouble() >= 0 &&
+               ts->value.GetDouble() < 1.0e15) {
+      out->at_ms = static_cast<int64_t>(ts->value.GetDouble());
+    } else {
+      return "\"timestamp\" is neither an RFC 3339 time nor epoch milliseconds";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)
+  int year, month, day, hour, minute, second;
+  if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
+      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
+      !Digits(s, 17, 2, &second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  size_t pos = 19;
+  int64_t ms = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    int64_t scale = 100;
+    const size_t start = pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      ms += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  int64_t offset_s = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_s = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const time_t t = timegm(&tm);
+  return (static_cast<int64_t>(t) - offset_s) * 1000 + ms;
+}
+
+ResponseEvents ParseResponseEvents(std::string_view body) {
+  ResponseEvents out;
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return out;
+  std::vector<const rapidjson::Value*> entries;
+  std::vector<std::optional<std::string_view>> raws;
+  const auto one = doc.FindMember("event");
+  if (one != doc.MemberEnd() && !one->value.IsNull()) {
+    entries.push_back(&one->value);
+    raws.push_back(RawMember(body, "event"));
+  }
+  const auto many = doc.FindMember("events");
+  if (many != doc.MemberEnd() && !many->value.IsNull()) {
+    if (!many->value.IsArray()) {
+      out.refused = "\"events\" in the response is not an array";
+    } else {
+      const auto raw = RawMember(body, "events");
+      std::vector<std::string_view> elements;
+      if (raw) elements = RawElements(*raw);
+      const bool aligned = elements.size() == many->value.Size();
+      for (rapidjson::SizeType i = 0; i < many->value.Size(); ++i) {
+        entries.push_back(&many->value[i]);
+        raws.push_back(aligned ? std::optional<std::string_view>(elements[i]) : std::nullopt);
+      }
+    }
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    ChainedEvent e;
+    if (const auto error = ParseEntry(*entries[i], raws[i], &e)) {
+      if (!out.refused.empty()) out.refused += "; ";
+      out.refused += fmt::format("response event {} refused: {}", i + 1, *error);
+      continue;
+    }
+    out.events.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
+                       int64_t ts_ms, std::string_view trigger) {
+  rapidjson::Document parsed;
+  parsed.Parse<rapidjson::kParseFullPrecisionFlag>(data.data(), data.size());
+  const bool valid = !data.empty() && !parsed.HasParseError();
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("event_id");
+  const std::string id = std::to_string(event_id);
+  w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+  w.Key("event_type");
+  w.String(type.data(), static_cast<rapidjson::SizeType>(type.size()));
+  w.Key("event_payload");
+  if (valid) {
+    // The stored text as it is: every digit kept.
+    w.RawValue(data.data(), data.size(), rapidjson::kObjectType);
+  } else {
+    w.Null();
+  }
+  w.Key("event_timestamp");
+  const std::string ts = FormatRfc3339Millis(ts_ms);
+  w.String(ts.data(), static_cast<rapidjson::SizeType>(ts.size()));
+  w.Key("event_name");
+  w.String(trigger.data(), static_cast<rapidjson::SizeType>(trigger.size()));
+  w.EndObject();
+  return std::string(b.GetString(), b.GetSize());
+}
+
+}  // namespace walhook

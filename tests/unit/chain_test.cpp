@@ -1,0 +1,87 @@
+#include "walhook/chain.h"
+
+#include <doctest/doctest.h>
+
+namespace walhook {
+namespace {
+
+TEST_CASE("ParseResponseEvents: event and events") {
+  SUBCASE("one event") {
+    const ResponseEvents r =
+        ParseResponseEvents(R"({"event": {"type": "NEXT", "payload": {"n": 12.50}}})");
+    REQUIRE(r.events.size() == 1);
+    CHECK(r.events[0].type == "NEXT");
+    CHECK(r.events[0].payload == R"({"n": 12.50})");  // as written
+    CHECK(r.events[0].delay_ms == 0);
+    CHECK_FALSE(r.events[0].at_ms.has_value());
+    CHECK(r.refused.empty());
+  }
+  SUBCASE("several, with delays and timestamps") {
+    const ResponseEvents r = ParseResponseEvents(
+        R"({"response": {"ok": true}, "events": [
+              {"type": "A", "payload": [1, 2], "delay": 1500},
+              {"type": "B", "timestamp": "2026-11-28T10:00:00.250Z"},
+              {"type": "C", "timestamp": 1795000000123},
+              {"type": "D", "timestamp": "2026-11-28T12:00:00+02:00"}]})");
+    REQUIRE(r.events.size() == 4);
+    CHECK(r.events[0].payload == "[1, 2]");
+    CHECK(r.events[0].delay_ms == 1500);
+    CHECK(r.events[1].payload == "null");
+    CHECK(r.events[1].at_ms == 1795860000250);
+    CHECK(r.events[2].at_ms == 1795000000123);
+    CHECK(r.events[3].at_ms == 1795860000000);
+    CHECK(r.refused.empty());
+  }
+  SUBCASE("both members") {
+    const ResponseEvents r =
+        ParseResponseEvents(R"({"event": {"type": "A"}, "events": [{"type": "B"}]})");
+    CHECK(r.events.size() == 2);
+  }
+}
+
+TEST_CASE("ParseResponseEvents: nothing asked, or refused entries") {
+  for (const char* none : {"", "ok", "{}", "[]", R"({"response": 1})", R"({"event": null})",
+                           "{\"event\": {\"type\": \"A\""}) {
+    CAPTURE(none);
+    const ResponseEvents r = ParseResponseEvents(none);
+    CHECK(r.events.empty());
+    CHECK(r.refused.empty());
+  }
+  const ResponseEvents r = ParseResponseEvents(
+      R"({"events": [{"type": "DB_INSERT"}, {"type": "ok"}, {"payload": {}}, 7,
+                     {"type": "A", "delay": -1}, {"type": "A", "timestamp": "tomorrow"},
+                     {"type": "a b"}]})");
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].type == "ok");
+  CHECK(r.refused.find("response event 1 refused: type \"DB_INSERT\"") != std::string::npos);
+  CHECK(r.refused.find("response event 3 refused: no \"type\"") != std::string::npos);
+  CHECK(r.refused.find("response event 4 refused: not an object") != std::string::npos);
+  CHECK(r.refused.find("response event 5 refused: \"delay\"") != std::string::npos);
+  CHECK(r.refused.find("response event 6 refused: \"timestamp\"") != std::string::npos);
+  CHECK(r.refused.find("response event 7 refused") != std::string::npos);
+  CHECK(ParseResponseEvents(R"({"events": {"type": "A"}})").refused.find("not an array") !=
+        std::string::npos);
+}
+
+TEST_CASE("DlqPayload") {
+  CHECK(DlqPayload(42, "DB_INSERT", R"({"doc": {"n": 12.50}})", 1764324000250, "welcome") ==
+        R"({"event_id":"42","event_type":"DB_INSERT","event_payload":{"doc": {"n": 12.50}},)"
+        R"("event_timestamp":"2025-11-28T10:00:00.250Z","event_name":"welcome"})");
+  CHECK(DlqPayload(1, "X", "not json", 0, "t").find(R"("event_payload":null)") !=
+        std::string::npos);
+}
+
+TEST_CASE("ParseRfc3339Ms") {
+  CHECK(ParseRfc3339Ms("1970-01-01T00:00:00Z") == 0);
+  CHECK(ParseRfc3339Ms("1970-01-01T00:00:01.5Z") == 1500);
+  CHECK(ParseRfc3339Ms("1970-01-01T01:00:00+01:00") == 0);
+  CHECK(ParseRfc3339Ms("1970-01-01T00:00:00-00:30") == 1800000);
+  CHECK_FALSE(ParseRfc3339Ms("1970-01-01").has_value());
+  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00").has_value());  // no zone
+  CHECK_FALSE(ParseRfc3339Ms("1970-13-01T00:00:00Z").has_value());
+  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00.Z").has_value());
+  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00Zjunk").has_value());
+}
+
+}  // namespace
+}  // namespace walhook
