@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, builds, runs every suite (unit,
-# integration against a throwaway Postgres it starts itself), the unit suite
+# integration against a throwaway Postgres it starts itself, and Space Cloud's
+# space-api npm client against the HTTP API), the unit suite
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, and the format check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,20 @@ contrib/deps.sh
 
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build
+
+# Space Cloud's JavaScript client, for the API test that runs it unchanged
+# (Node.js and npm from Debian unless some install is there).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    nodejs npm >/dev/null
+fi
+if [ ! -f build/space-api/node_modules/space-api/package.json ]; then
+  npm install --prefix build/space-api --no-audit --no-fund --no-save --loglevel=error \
+    space-api@0.19.3 >/dev/null
+fi
 
 [ -f build-asan/build.ninja ] ||
   meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintegration=false >/dev/null

@@ -11,8 +11,10 @@
 #include "walhook/delivery.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
+#include "walhook/http_api.h"
 #include "walhook/log.h"
 #include "walhook/matcher.h"
+#include "walhook/metrics.h"
 #include "walhook/payload.h"
 #include "walhook/queued_event.h"
 #include "walhook/replication_stream.h"
@@ -82,6 +84,7 @@ class Streamer {
     Lsn sent_status;
     ReplicationStream::Message msg;
     for (;;) {
+      GlobalMetrics().Beat(NodeRole::kStreaming);
       bool drained = false;
       bool reply = false;
       for (int i = 0; i < 10000 && batch_.size() < kBatchEvents && batch_.bytes() < kBatchBytes;
@@ -294,6 +297,8 @@ class Streamer {
     const double secs = std::chrono::duration<double>(since).count();
     const uint64_t captured = writer_.inserted();
     r.events_per_s = secs > 0 ? static_cast<double>(captured - reported_captured_) / secs : 0;
+    GlobalMetrics().AddCaptured(captured - reported_captured_);
+    GlobalMetrics().SetLagBytes(r.lag_bytes.value_or(0));
     reported_captured_ = captured;
     store_.Report(r);
   }
@@ -404,6 +409,7 @@ void Bridge::Session(Delivery& delivery) {
     r.role = "standby";
     r.slot = config_.slot;
     store.Report(r);
+    GlobalMetrics().Beat(NodeRole::kStandby);
     SleepUnlessStopped(milliseconds(1000));
     if (g_stop) return;
   }
@@ -433,8 +439,9 @@ void Bridge::Session(Delivery& delivery) {
     try {
       ReplicationStream repl(config_.source, config_.slot);
       repl.Start(options);
-      LogInfo("streaming slot \"{}\" from {} (node {})", config_.slot, slot.confirmed_flush,
-              config_.node_id);
+      LogInfo("streaming slot \"{}\" from {} (node {}{})", config_.slot, slot.confirmed_flush,
+              config_.node_id,
+              config_.listen == "off" ? "" : ", HTTP API on http://" + config_.listen);
       streamer.Stream(repl);
       store.Forget();
       return;
@@ -454,6 +461,11 @@ int Bridge::Run() {
   // Delivery runs for the whole process, whether this node streams or stands by.
   Delivery delivery(config_);
   delivery.Start();
+  std::unique_ptr<HttpApi> api;
+  if (config_.listen != "off") {
+    api = std::make_unique<HttpApi>(config_, delivery);
+    api->Start();
+  }
   auto backoff = std::chrono::milliseconds(500);
   std::string last_error;
   while (!g_stop) {
@@ -477,6 +489,7 @@ int Bridge::Run() {
       continue;
     }
   }
+  if (api != nullptr) api->Stop();
   delivery.Stop();
   return kExitOk;
 }

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "walhook/result.h"
+
 namespace walhook {
 
 // A chain of events queued by responses is cut past this depth.
@@ -44,6 +46,20 @@ ResponseEvents ParseResponseEvents(std::string_view body);
 // `data` is JSON text (a stored payload); anything else is sent as null.
 std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
                        int64_t ts_ms, std::string_view trigger);
+
+// POST /v1/api/{project}/eventing/queue's body (SPEC §5): {"type",
+// "payload", "delay" (ms), "timestamp" (RFC 3339 or epoch ms), "options"
+// (an object, accepted and unused), "isSynchronous"}. The error is one line,
+// for a 400.
+struct QueueRequest {
+  ChainedEvent event;
+  bool synchronous = false;
+};
+Result<QueueRequest> ParseQueueRequest(std::string_view body);
+
+// The text of the first member `key` of a JSON object's text, as written;
+// nullopt when absent (or the text is not an object).
+std::optional<std::string_view> RawJsonMember(std::string_view object, std::string_view key);
 
 // Parses an RFC 3339 time ("2026-11-28T10:00:00.123Z", "…+02:00") to ms
 // since the epoch; nullopt when it is not one.

@@ -64,6 +64,7 @@ struct AttemptRecord {
   std::string response_body;  // first 4 KiB
   std::string error;          // empty when none
   size_t payload_bytes = 0;   // not stored: what the event held in memory
+  int64_t due_ms = 0;         // not stored: the event's ts (for latency)
   // Custom events this attempt queues (its response's, or the dlq_ event of
   // a failed event), at chain depth `queued_depth`.
   std::vector<ChainedEvent> queued;

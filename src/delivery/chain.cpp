@@ -206,6 +206,32 @@ std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
   return (static_cast<int64_t>(t) - offset_s) * 1000 + ms;
 }
 
+std::optional<std::string_view> RawJsonMember(std::string_view object, std::string_view key) {
+  rapidjson::Document doc;
+  doc.Parse(object.data(), object.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  return RawMember(object, key);
+}
+
+Result<QueueRequest> ParseQueueRequest(std::string_view body) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
+  if (doc.HasParseError()) return Status::Error("the body is not JSON");
+  if (!doc.IsObject()) return Status::Error("the body is not a JSON object");
+  QueueRequest out;
+  if (const auto error = ParseEntry(doc, body, &out.event)) return Status::Error(*error);
+  const auto options = doc.FindMember("options");
+  if (options != doc.MemberEnd() && !options->value.IsNull() && !options->value.IsObject()) {
+    return Status::Error("\"options\" is not an object");
+  }
+  const auto sync = doc.FindMember("isSynchronous");
+  if (sync != doc.MemberEnd() && !sync->value.IsNull()) {
+    if (!sync->value.IsBool()) return Status::Error("\"isSynchronous\" is not a boolean");
+    out.synchronous = sync->value.GetBool();
+  }
+  return out;
+}
+
 ResponseEvents ParseResponseEvents(std::string_view body) {
   ResponseEvents out;
   rapidjson::Document doc;

@@ -15,6 +15,7 @@
 
 #include "walhook/errors.h"
 #include "walhook/log.h"
+#include "walhook/metrics.h"
 #include "walhook/retry.h"
 #include "walhook/webhook_request.h"
 
@@ -377,6 +378,20 @@ class Delivery::Dispatcher {
     if (records.empty()) return 0;
     owner_.attempts_ += records.size();
     owner_.in_flight_ = static_cast<int>(active_.size());
+    GlobalMetrics().SetInFlight(static_cast<int>(active_.size()));
+    const int64_t now_ms = std::chrono::duration_cast<milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    for (const AttemptRecord& rec : records) {
+      switch (rec.status) {
+        case EventStatus::kProcessed:
+          GlobalMetrics().AddDelivery("processed",
+                                      static_cast<double>(now_ms - rec.due_ms) / 1000.0);
+          break;
+        case EventStatus::kFailed: GlobalMetrics().AddDelivery("failed"); break;
+        case EventStatus::kStaged: GlobalMetrics().AddDelivery("retry"); break;
+      }
+    }
     std::lock_guard<std::mutex> lock(owner_.mu_);
     for (AttemptRecord& rec : records) {
       owner_.Unhold(rec.trigger, rec.payload_bytes);
@@ -408,6 +423,7 @@ class Delivery::Dispatcher {
     rec.http_status = code;
     rec.response_body = r.response.substr(0, kBodyKept);
     rec.queued_depth = r.event.chain_depth + 1;
+    rec.due_ms = r.event.ts_ms;
     if (v.outcome == Outcome::kSuccess) {
       rec.status = EventStatus::kProcessed;
       ResponseEvents asked = ParseResponseEvents(r.response);

@@ -24,9 +24,10 @@ constexpr const char* kSecret = "integration-secret";
 
 std::vector<std::string> RunArgs(const TempPostgres& pg, const std::string& node,
                                  const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {
-      WalhookBinary(), "run",       "--source", pg.conninfo(),          "--secret",
-      kSecret,         "--node-id", node,       "--heartbeat-interval", "300ms"};
+  std::vector<std::string> args = {WalhookBinary(), "run",      "--source",
+                                   pg.conninfo(),   "--secret", kSecret,
+                                   "--node-id",     node,       "--heartbeat-interval",
+                                   "300ms",         "--listen", "off"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -331,7 +332,7 @@ TEST_CASE("capture: bytes that are not UTF-8 never stop capture") {
   Exec(src, "CREATE TABLE names (id int PRIMARY KEY, name text)");
   AddTrigger(evt, "names_insert", "DB_INSERT", "'names'");
   Process walhook({WalhookBinary(), "run", "--source", src, "--eventing-db", evt, "--secret",
-                   kSecret, "--node-id", "legacy"});
+                   kSecret, "--node-id", "legacy", "--listen", "off"});
   Exec(src, "INSERT INTO names VALUES (1, E'caf\\xe9')");
   Exec(src, "INSERT INTO names VALUES (2, 'plain')");
   REQUIRE(WaitCount(evt, "SELECT count(*) FROM eventing.event_logs", 2, 20s));

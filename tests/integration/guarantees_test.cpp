@@ -24,8 +24,8 @@ constexpr const char* kSecret = "integration-secret";
 std::vector<std::string> RunArgs(const std::string& source, const std::string& node,
                                  const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args = {
-      WalhookBinary(),        "run",  "--source", source, "--secret", kSecret, "--node-id", node,
-      "--heartbeat-interval", "300ms"};
+      WalhookBinary(),        "run",   "--source", source, "--secret", kSecret, "--node-id", node,
+      "--heartbeat-interval", "300ms", "--listen", "off"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }

@@ -83,5 +83,38 @@ TEST_CASE("ParseRfc3339Ms") {
   CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00Zjunk").has_value());
 }
 
+TEST_CASE("ParseQueueRequest: what space-api and curl send") {
+  auto q = ParseQueueRequest(
+      R"({"type":"ORDER_SHIPPED","delay":1500,"payload":{"order":7,"total":12.50},)"
+      R"("options":{},"isSynchronous":true,"timestamp":"2026-11-28T10:00:00.250Z"})");
+  REQUIRE(q.ok());
+  CHECK(q->event.type == "ORDER_SHIPPED");
+  CHECK(q->event.payload == R"({"order":7,"total":12.50})");
+  CHECK(q->event.delay_ms == 1500);
+  CHECK(q->event.at_ms == 1795860000250);
+  CHECK(q->synchronous);
+  auto minimal = ParseQueueRequest(R"({"type": "X"})");
+  REQUIRE(minimal.ok());
+  CHECK(minimal->event.payload == "null");
+  CHECK_FALSE(minimal->synchronous);
+  for (const char* bad :
+       {"", "{", "[]", R"({"type": 1})", R"({"type": "DB_UPDATE"})",
+        R"({"type": "X", "delay": -5})", R"({"type": "X", "options": []})",
+        R"({"type": "X", "isSynchronous": 1})", R"({"type": "X", "timestamp": true})"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseQueueRequest(bad).ok());
+  }
+}
+
+TEST_CASE("RawJsonMember") {
+  CHECK(RawJsonMember(R"({"a": 1, "response": {"x": 12.50}, "b": [1]})", "response") ==
+        std::optional<std::string_view>(R"({"x": 12.50})"));
+  CHECK(RawJsonMember(R"({"response": "s\"}"})", "response") ==
+        std::optional<std::string_view>(R"("s\"}")"));
+  CHECK_FALSE(RawJsonMember(R"({"a": 1})", "response").has_value());
+  CHECK_FALSE(RawJsonMember("not json", "response").has_value());
+  CHECK_FALSE(RawJsonMember("[1]", "response").has_value());
+}
+
 }  // namespace
 }  // namespace walhook
