@@ -6,8 +6,10 @@
 // Receivers use ports 4300-4399.
 
 #include <signal.h>
+#include <stdlib.h>
 
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1258,6 +1261,49 @@ TEST_CASE("delivery: eventing.redeliver and eventing.cancel") {
   CHECK(CountFor(hook, "/ord", ord1_id) == ord1_tries);
   CHECK(Status(db, ord1_id) == "cancel");
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
+}
+
+TEST_CASE("delivery: TLS certificates are verified by default") {
+  // A self-signed certificate: the handshake must be refused.
+  const std::string dir = std::filesystem::temp_directory_path() / "walhook-tls-XXXXXX";
+  std::vector<char> tmpl(dir.begin(), dir.end());
+  tmpl.push_back('\0');
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::string tmp = tmpl.data();
+  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+               "-days", "1", "-keyout", tmp + "/key.pem", "-out", tmp + "/cert.pem"});
+  REQUIRE_MESSAGE(gen.Wait(30s) == 0, gen.Output());
+  httplib::SSLServer tls((tmp + "/cert.pem").c_str(), (tmp + "/key.pem").c_str());
+  REQUIRE(tls.is_valid());
+  std::atomic<int> served{0};
+  tls.Post(".*", [&](const httplib::Request&, httplib::Response& res) {
+    ++served;
+    res.set_content("{}", "application/json");
+  });
+  const int port = tls.bind_to_any_port("127.0.0.1");
+  std::thread server([&] { tls.listen_after_bind(); });
+
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE secrets (id int PRIMARY KEY)");
+  AddHook(db, {.name = "tls_hook",
+               .table = "secrets",
+               .url = "https://127.0.0.1:" + std::to_string(port) + "/hook",
+               .retries = 0});
+  auto walhook = StartWalhook(db, "tls");
+  Exec(db, "INSERT INTO secrets VALUES (1)");
+  const long id = WaitEventId(db, "tls_hook");
+  REQUIRE(id != 0);
+  REQUIRE(WaitStatus(db, id, "failed", 15s));
+  const std::string error = Q(
+      db, "SELECT error_msg FROM eventing.invocation_logs WHERE event_id = " + std::to_string(id));
+  INFO(error);
+  CHECK(error.find("certificate") != std::string::npos);
+  CHECK(served == 0);
+  tls.stop();
+  server.join();
+  std::filesystem::remove_all(tmp);
 }
 
 // --- custom events queued from SQL -------------------------------------------
