@@ -381,7 +381,11 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
                   "          AND created_at < now() - $1 * interval '1 s') "
                   "      OR (status = 'failed' AND created_at < now() - $2 * interval '1 s') "
                   "   ORDER BY id LIMIT $3) RETURNING id), "
-                  "i AS (DELETE FROM {0}.invocation_logs l USING d WHERE l.event_id = d.id) "
+                  "i AS (DELETE FROM {0}.invocation_logs l USING d WHERE l.event_id = d.id), "
+                  // The queue API's idempotency keys answer for 24 hours.
+                  "k AS (DELETE FROM {0}.idempotency_keys WHERE key IN ("
+                  "  SELECT key FROM {0}.idempotency_keys "
+                  "   WHERE created_at < now() - interval '24 h' LIMIT $3)) "
                   "SELECT count(*) FROM d",
                   s),
       static_cast<int64_t>(retention.count()), static_cast<int64_t>(failed_retention.count()),

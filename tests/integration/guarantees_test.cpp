@@ -350,6 +350,10 @@ TEST_CASE("guarantee: retention deletes old processed events, keeps failed ones 
        "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
        "('notes_ok', 'DB_INSERT', 'notes', 'http://127.0.0.1:4252/'), "
        "('notes_gone', 'DB_INSERT', 'notes', 'http://127.0.0.1:4253/')");
+  // The queue API's idempotency keys: kept for 24 h.
+  Exec(db,
+       "INSERT INTO eventing.idempotency_keys (key, reply_status, reply_body, created_at) "
+       "VALUES ('old', 200, '{}', now() - interval '25 h'), ('fresh', 200, '{}', now())");
   // The first retention pass runs 5 s after the start.
   auto walhook = StartWalhook(db, "keeper", {"--retention", "1s", "--failed-retention", "1h"});
   Exec(db, "INSERT INTO notes SELECT g FROM generate_series(1, 50) g");
@@ -371,6 +375,7 @@ TEST_CASE("guarantee: retention deletes old processed events, keeps failed ones 
   CHECK(QL(db,
            "SELECT count(*) FROM eventing.invocation_logs i JOIN eventing.event_logs e "
            "ON e.id = i.event_id WHERE e.status = 'failed'") == 50);
+  CHECK(Q(db, "SELECT string_agg(key, ',') FROM eventing.idempotency_keys") == "fresh");
 }
 
 TEST_CASE("setup: an unreachable source is retried and said once, then streams") {
