@@ -41,6 +41,12 @@ struct Trigger {
   bool active = true;
 };
 
+// A custom-event trigger as matching needs it, its condition parsed; nullopt
+// when the condition does not parse or names new/old (the streaming node's
+// validation shows why in trigger_status.last_error).
+std::optional<Trigger> CustomTrigger(std::string name, std::string type,
+                                     std::optional<std::string> condition, bool enabled);
+
 // Splits a table_name as users write it: "orders" → ("public", "orders"),
 // "shop.orders" → ("shop", "orders"), "\"Shop\".\"Orders\"" keeps case and
 // quotes removed; unquoted names fold to lower case, as in SQL.

@@ -104,19 +104,12 @@ struct HttpApi::Impl {
                             c.quote_name(cfg.schema)));
     std::vector<Trigger> triggers;
     for (const auto& r : rows) {
-      Trigger t;
-      t.name = r[0].as<std::string>();
-      t.type = r[1].as<std::string>();
-      t.kind = EventKind::kCustom;
-      t.enabled = r[3].as<bool>();
-      if (!r[2].is_null()) {
-        t.condition = r[2].as<std::string>();
-        Result<Condition> parsed = ParseCondition(*t.condition);
-        // The streaming node reports what is wrong in trigger_status.
-        if (!parsed.ok() || parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) continue;
-        t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+      std::optional<std::string> condition;
+      if (!r[2].is_null()) condition = r[2].as<std::string>();
+      if (auto t = CustomTrigger(r[0].as<std::string>(), r[1].as<std::string>(),
+                                 std::move(condition), r[3].as<bool>())) {
+        triggers.push_back(std::move(*t));
       }
-      triggers.push_back(std::move(t));
     }
     matcher = std::make_shared<const Matcher>(std::move(triggers));
     matcher_loaded = Clock::now();

@@ -807,20 +807,9 @@ void Delivery::LoadTargets(DeliveryStore& store) {
     target_names_.push_back(t.name);
     if (t.ordered) ordered_names_.insert(t.name);
     if (ParseEventKind(t.type) != EventKind::kCustom) continue;
-    Trigger c;
-    c.name = t.name;
-    c.type = t.type;
-    c.kind = EventKind::kCustom;
-    c.enabled = t.enabled;
-    c.condition = t.condition;
-    if (c.condition.has_value()) {
-      // The streaming node reports a condition that does not parse; here
-      // such a trigger just matches nothing.
-      Result<Condition> parsed = ParseCondition(*c.condition);
-      if (!parsed.ok() || parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) continue;
-      c.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+    if (auto c = CustomTrigger(t.name, t.type, t.condition, t.enabled)) {
+      custom.push_back(std::move(*c));
     }
-    custom.push_back(std::move(c));
   }
   custom_matcher_ = Matcher(std::move(custom));
   dispatcher_->SetTargets(std::move(targets));

@@ -80,4 +80,22 @@ bool ParseTableName(std::string_view text, std::string* schema, std::string* tab
   return true;
 }
 
+std::optional<Trigger> CustomTrigger(std::string name, std::string type,
+                                     std::optional<std::string> condition, bool enabled) {
+  Trigger t;
+  t.name = std::move(name);
+  t.type = std::move(type);
+  t.kind = EventKind::kCustom;
+  t.enabled = enabled;
+  t.condition = std::move(condition);
+  if (t.condition.has_value()) {
+    Result<Condition> parsed = ParseCondition(*t.condition);
+    if (!parsed.ok() || parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) {
+      return std::nullopt;
+    }
+    t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+  }
+  return t;
+}
+
 }  // namespace walhook

@@ -121,5 +121,20 @@ TEST_CASE("Trigger defaults") {
   CHECK(info.replica_identity == 'd');
 }
 
+TEST_CASE("CustomTrigger: its condition parsed, or nothing") {
+  auto plain = CustomTrigger("t", "ORDER_SHIPPED", std::nullopt, true);
+  REQUIRE(plain.has_value());
+  CHECK(plain->kind == EventKind::kCustom);
+  CHECK(plain->parsed_condition == nullptr);
+  auto cond = CustomTrigger("t", "X", "payload.total > 10", false);
+  REQUIRE(cond.has_value());
+  CHECK_FALSE(cond->enabled);
+  REQUIRE(cond->parsed_condition != nullptr);
+  CHECK(cond->parsed_condition->Uses(Scope::kPayload));
+  CHECK_FALSE(CustomTrigger("t", "X", "payload.total >", true).has_value());
+  CHECK_FALSE(CustomTrigger("t", "X", "new.total > 1", true).has_value());
+  CHECK_FALSE(CustomTrigger("t", "X", "old.total > 1", true).has_value());
+}
+
 }  // namespace
 }  // namespace walhook
