@@ -49,13 +49,15 @@ std::unique_ptr<Process> StartApi(const std::string& db) {
       WalhookBinary(), "run", "--source", db, "--secret", kSecret, "--node-id", "api", "--listen",
       "127.0.0.1:" + std::to_string(kApiPort), "--heartbeat-interval", "300ms"});
   httplib::Client c("127.0.0.1", kApiPort);
+  // Its own answer (node "api"), not another process's on the same port.
   const bool ok = WaitFor(
       [&] {
         auto r = c.Get("/healthz");
-        return r && r->status == 200;
+        return r && r->status == 200 && r->body.find("\"node_id\":\"api\"") != std::string::npos;
       },
       20s, 100ms);
   INFO(p->Output());
+  REQUIRE(p->Running());
   REQUIRE(ok);
   return p;
 }
@@ -198,6 +200,15 @@ TEST_CASE("api: synchronous calls wait for the webhook's response without blocki
 
   // Ten calls wait on a webhook that never answers; /healthz still answers.
   std::vector<std::thread> callers;
+  // Joined however the test ends (a failed REQUIRE must not leave them running).
+  struct Joiner {
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joiner{callers};
   std::atomic<int> timed_out{0};
   const auto start = Clock::now();
   for (int i = 0; i < 10; ++i) {
@@ -222,7 +233,7 @@ TEST_CASE("api: synchronous calls wait for the webhook's response without blocki
   REQUIRE(quick);
   CHECK(quick->status == 200);
   for (auto& t : callers) t.join();
-  CHECK(timed_out == 10);
+  CHECK(timed_out.load() == 10);
   CHECK(Clock::now() - start >= 10s);
   CHECK(QL(db,
            "SELECT count(*) FROM eventing.event_logs WHERE type = 'HANG' AND status = "
