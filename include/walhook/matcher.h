@@ -18,8 +18,9 @@ namespace walhook {
 class Matcher {
  public:
   Matcher() = default;
-  // Keeps the enabled, active DB_* and custom triggers of `triggers`; one
-  // with a condition only when validation parsed it (Trigger::parsed_condition).
+  // Keeps the enabled, active triggers of `triggers`; one with a condition
+  // only when validation parsed it (Trigger::parsed_condition), a FILE_* one
+  // with its path_prefix normalized (CheckPayloadTrigger).
   explicit Matcher(std::vector<Trigger> triggers);
 
   // Appends to *out the triggers that `change` (kInsert/kUpdate/kDelete on the
@@ -34,18 +35,28 @@ class Matcher {
   void MatchCustom(std::string_view type, std::string_view payload,
                    std::vector<const Trigger*>* out) const;
 
+  // Appends to *out the FILE_* triggers of `kind` whose path_prefix holds
+  // `path` and whose condition holds for `payload` (the event's data object).
+  // Allocates nothing once `out` has capacity, as MatchCustom.
+  void MatchFile(EventKind kind, std::string_view path, std::string_view payload,
+                 std::vector<const Trigger*>* out) const;
+
   bool empty() const { return triggers_.empty(); }
   bool has_db() const { return has_db_; }
+  bool has_file() const { return !file_.empty(); }
   const std::vector<Trigger>& triggers() const { return triggers_; }
 
  private:
   bool Fires(const Trigger& trigger, const Change& change, const TableInfo& table) const;
+  // Whether the trigger's condition holds for `payload`; indexes it once.
+  bool PayloadFires(const Trigger& trigger, std::string_view payload, bool* indexed) const;
 
   std::vector<Trigger> triggers_;
   // "schema.table" → indexes into triggers_; and the triggers on every table.
   std::unordered_map<std::string, std::vector<size_t>> by_table_;
   std::vector<size_t> any_table_;
   std::unordered_map<std::string, std::vector<size_t>> by_type_;  // custom triggers
+  std::vector<size_t> file_;                                      // FILE_* triggers
   bool has_db_ = false;
   // Scratch for custom conditions (behind a pointer: the source is not movable).
   std::unique_ptr<JsonDataSource> payload_source_ = std::make_unique<JsonDataSource>();

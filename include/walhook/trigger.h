@@ -41,9 +41,17 @@ struct Trigger {
   bool active = true;
 };
 
+// Checks what only walhook can judge of a custom or FILE_* trigger: its
+// condition parses and names payload.* only, and a FILE_* trigger's
+// path_prefix is absolute without "." or ".." (stored normalized, see
+// NormalizePathPrefix). Returns the message for trigger_status.last_error,
+// or "" with t->parsed_condition set and t->path_prefix normalized.
+// REQUIRES: t->kind is kCustom, kFileCreate or kFileDelete.
+std::string CheckPayloadTrigger(Trigger* t);
+
 // A custom-event trigger as matching needs it, its condition parsed; nullopt
-// when the condition does not parse or names new/old (the streaming node's
-// validation shows why in trigger_status.last_error).
+// when CheckPayloadTrigger refuses it (the streaming node's validation shows
+// why in trigger_status.last_error).
 std::optional<Trigger> CustomTrigger(std::string name, std::string type,
                                      std::optional<std::string> condition, bool enabled);
 

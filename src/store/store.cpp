@@ -437,22 +437,9 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     std::vector<std::string> notes;
     [&] {
       t.parsed_condition = nullptr;
-      if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete) {
-        blocking = fmt::format("{} triggers are not supported by this walhook version yet", t.type);
-        return;
-      }
-      if (t.kind == EventKind::kCustom) {
-        if (!t.condition.has_value()) return;
-        Result<Condition> parsed = ParseCondition(*t.condition);
-        if (!parsed.ok()) {
-          blocking = parsed.error();
-        } else if (parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) {
-          blocking =
-              "condition: new.* and old.* are for DB_* triggers; a custom event's condition uses "
-              "payload.a.b";
-        } else {
-          t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
-        }
+      if (t.kind == EventKind::kCustom || t.kind == EventKind::kFileCreate ||
+          t.kind == EventKind::kFileDelete) {
+        blocking = CheckPayloadTrigger(&t);
         return;
       }
       if (!t.active) {

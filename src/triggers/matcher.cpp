@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "walhook/file_event.h"
+
 namespace walhook {
 namespace {
 
@@ -31,12 +33,10 @@ void MakeKey(std::string* key, std::string_view schema, std::string_view table) 
 
 Matcher::Matcher(std::vector<Trigger> triggers) {
   for (Trigger& t : triggers) {
-    const bool db = t.kind == EventKind::kDbInsert || t.kind == EventKind::kDbUpdate ||
-                    t.kind == EventKind::kDbDelete;
     // A condition that was not parsed (validation refused it) never fires
     // unconditionally.
     const bool condition_ok = !t.condition.has_value() || t.parsed_condition != nullptr;
-    if ((db || t.kind == EventKind::kCustom) && t.enabled && t.active && condition_ok) {
+    if (t.enabled && t.active && condition_ok) {
       triggers_.push_back(std::move(t));
     }
   }
@@ -44,6 +44,10 @@ Matcher::Matcher(std::vector<Trigger> triggers) {
     const Trigger& t = triggers_[i];
     if (t.kind == EventKind::kCustom) {
       by_type_[t.type].push_back(i);
+      continue;
+    }
+    if (t.kind == EventKind::kFileCreate || t.kind == EventKind::kFileDelete) {
+      file_.push_back(i);
       continue;
     }
     has_db_ = true;
@@ -101,16 +105,29 @@ void Matcher::MatchCustom(std::string_view type, std::string_view payload,
   bool indexed = false;
   for (size_t i : it->second) {
     const Trigger* t = &triggers_[i];
-    if (t->parsed_condition != nullptr) {
-      if (!indexed) {
-        // Not JSON: every name is NULL, so a condition does not fire.
-        (void)payload_source_->Reset(payload, DataShape::kPayload);
-        indexed = true;
-      }
-      if (!t->parsed_condition->Fires(*payload_source_)) continue;
-    }
-    out->push_back(t);
+    if (PayloadFires(*t, payload, &indexed)) out->push_back(t);
   }
+}
+
+void Matcher::MatchFile(EventKind kind, std::string_view path, std::string_view payload,
+                        std::vector<const Trigger*>* out) const {
+  bool indexed = false;
+  for (size_t i : file_) {
+    const Trigger* t = &triggers_[i];
+    if (t->kind != kind) continue;
+    if (t->path_prefix.has_value() && !PathUnderPrefix(path, *t->path_prefix)) continue;
+    if (PayloadFires(*t, payload, &indexed)) out->push_back(t);
+  }
+}
+
+bool Matcher::PayloadFires(const Trigger& trigger, std::string_view payload, bool* indexed) const {
+  if (trigger.parsed_condition == nullptr) return true;
+  if (!*indexed) {
+    // Not JSON: every name is NULL, so a condition does not fire.
+    (void)payload_source_->Reset(payload, DataShape::kPayload);
+    *indexed = true;
+  }
+  return trigger.parsed_condition->Fires(*payload_source_);
 }
 
 bool AnyColumnChanged(const std::vector<std::string>& columns, const Change& change,

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "walhook/file_event.h"
+
 namespace walhook {
 
 EventKind ParseEventKind(std::string_view type) {
@@ -80,6 +82,27 @@ bool ParseTableName(std::string_view text, std::string* schema, std::string* tab
   return true;
 }
 
+std::string CheckPayloadTrigger(Trigger* t) {
+  t->parsed_condition = nullptr;
+  if (t->path_prefix.has_value()) {
+    Result<std::string> prefix = NormalizePathPrefix(*t->path_prefix);
+    if (!prefix.ok()) return prefix.error();
+    t->path_prefix = std::move(*prefix);
+  }
+  if (!t->condition.has_value()) return "";
+  Result<Condition> parsed = ParseCondition(*t->condition);
+  if (!parsed.ok()) return parsed.error();
+  if (parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) {
+    return t->kind == EventKind::kCustom
+               ? "condition: new.* and old.* are for DB_* triggers; a custom event's condition "
+                 "uses payload.a.b"
+               : "condition: new.* and old.* are for DB_* triggers; a file event's condition "
+                 "uses payload.path, payload.type, payload.meta.size";
+  }
+  t->parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+  return "";
+}
+
 std::optional<Trigger> CustomTrigger(std::string name, std::string type,
                                      std::optional<std::string> condition, bool enabled) {
   Trigger t;
@@ -88,13 +111,7 @@ std::optional<Trigger> CustomTrigger(std::string name, std::string type,
   t.kind = EventKind::kCustom;
   t.enabled = enabled;
   t.condition = std::move(condition);
-  if (t.condition.has_value()) {
-    Result<Condition> parsed = ParseCondition(*t.condition);
-    if (!parsed.ok() || parsed->Uses(Scope::kNew) || parsed->Uses(Scope::kOld)) {
-      return std::nullopt;
-    }
-    t.parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
-  }
+  if (!CheckPayloadTrigger(&t).empty()) return std::nullopt;
   return t;
 }
 

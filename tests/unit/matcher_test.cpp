@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "walhook/file_event.h"
 
 namespace walhook {
 namespace {
@@ -97,33 +100,86 @@ TEST_CASE("Matcher: an empty table_name means every table") {
   CHECK(Names(m, RowChange(ChangeKind::kDelete, "x", "y"), Table("x", "y")).empty());
 }
 
-TEST_CASE("Matcher: keeps only enabled, active DB and custom triggers") {
+TEST_CASE("Matcher: keeps only enabled, active triggers") {
   Trigger disabled = Make("disabled", "DB_INSERT", "public", "orders");
   disabled.enabled = false;
   Trigger inactive = Make("inactive", "DB_INSERT", "public", "orders");
   inactive.active = false;
   Trigger any_disabled = Make("any_disabled", "DB_INSERT");
   any_disabled.enabled = false;
+  Trigger file_disabled = Make("file_disabled", "FILE_CREATE");
+  file_disabled.enabled = false;
   const Matcher m({disabled, inactive, any_disabled, Make("file", "FILE_CREATE"),
-                   Make("custom", "ORDER_SHIPPED"),
-                   Make("file_on_table", "FILE_DELETE", "public", "orders"),
+                   Make("custom", "ORDER_SHIPPED"), file_disabled,
                    Make("ok", "DB_INSERT", "public", "orders")});
   CHECK(Names(m, RowChange(ChangeKind::kInsert), Table("public", "orders")) == Names_{"ok"});
-  REQUIRE(m.triggers().size() == 2);
-  CHECK(m.triggers()[0].name == "custom");
-  CHECK(m.triggers()[1].name == "ok");
+  REQUIRE(m.triggers().size() == 3);
+  CHECK(m.triggers()[0].name == "file");
+  CHECK(m.triggers()[1].name == "custom");
+  CHECK(m.triggers()[2].name == "ok");
   CHECK_FALSE(m.empty());
   CHECK(m.has_db());
+  CHECK(m.has_file());
   CHECK_FALSE(Matcher({Make("custom", "ORDER_SHIPPED")}).has_db());
+  CHECK_FALSE(Matcher({Make("custom", "ORDER_SHIPPED")}).has_file());
 
   SUBCASE("nothing left is empty") {
-    const Matcher none({disabled, Make("file", "FILE_CREATE")});
+    const Matcher none({disabled, file_disabled});
     CHECK(none.empty());
     CHECK(Names(none, RowChange(ChangeKind::kInsert), Table("public", "orders")).empty());
     const Matcher def;
     CHECK(def.empty());
     CHECK(Names(def, RowChange(ChangeKind::kInsert), Table("public", "orders")).empty());
   }
+}
+
+namespace {
+
+Trigger FileTrigger(std::string name, std::string_view type,
+                    std::optional<std::string> prefix = std::nullopt,
+                    std::optional<std::string> condition = std::nullopt) {
+  Trigger t = Make(std::move(name), type);
+  t.path_prefix = std::move(prefix);
+  t.condition = std::move(condition);
+  REQUIRE(CheckPayloadTrigger(&t) == "");
+  return t;
+}
+
+Names_ FileNames(const Matcher& m, EventKind kind, const std::string& path, bool dir = false) {
+  FileEvent e;
+  e.kind = kind;
+  e.path = path;
+  e.dir = dir;
+  if (kind == EventKind::kFileCreate) e.meta = FileMeta{.size = 12, .mtime_ms = 0};
+  std::string payload;
+  AppendFilePayload("/srv", e, &payload);
+  std::vector<const Trigger*> out;
+  m.MatchFile(kind, path, payload, &out);
+  Names_ names;
+  for (const Trigger* t : out) names.push_back(t->name);
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("Matcher: file triggers by type, path_prefix and condition") {
+  const Matcher m({FileTrigger("all", "FILE_CREATE"), FileTrigger("up", "FILE_CREATE", "/up/"),
+                   FileTrigger("gone", "FILE_DELETE", "/up"),
+                   FileTrigger("big", "FILE_CREATE", "/", "payload.meta.size > 10"),
+                   FileTrigger("dirs", "FILE_CREATE", std::nullopt, "payload.type = 'dir'"),
+                   Make("db", "DB_INSERT"), Make("custom", "FILE_UPLOADED")});
+  CHECK(FileNames(m, EventKind::kFileCreate, "/up/a.txt") == Names_{"all", "up", "big"});
+  CHECK(FileNames(m, EventKind::kFileCreate, "/up") == Names_{"all", "up", "big"});
+  // Whole components only.
+  CHECK(FileNames(m, EventKind::kFileCreate, "/uploads/a.txt") == Names_{"all", "big"});
+  CHECK(FileNames(m, EventKind::kFileCreate, "/x", true) == Names_{"all", "big", "dirs"});
+  CHECK(FileNames(m, EventKind::kFileDelete, "/up/a.txt") == Names_{"gone"});
+  CHECK(FileNames(m, EventKind::kFileDelete, "/upx").empty());
+  // A file event never fires DB or custom triggers, nor they file ones.
+  std::vector<const Trigger*> out;
+  m.MatchCustom("FILE_UPLOADED", "{}", &out);
+  CHECK(out.size() == 1);
+  CHECK(Names(m, RowChange(ChangeKind::kInsert), Table("public", "orders")) == Names_{"db"});
 }
 
 TEST_CASE("Matcher: partitions") {
