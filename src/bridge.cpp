@@ -11,6 +11,7 @@
 #include "walhook/delivery.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
+#include "walhook/file_watcher.h"
 #include "walhook/http_api.h"
 #include "walhook/log.h"
 #include "walhook/matcher.h"
@@ -460,6 +461,9 @@ void Bridge::Session(Delivery& delivery) {
 int Bridge::Run() {
   // Delivery runs for the whole process, whether this node streams or stands by.
   Delivery delivery(config_);
+  // A --watch-dir that cannot be watched is the only line said.
+  FileWatcher files(config_, delivery);
+  files.Start();
   delivery.Start();
   std::unique_ptr<HttpApi> api;
   if (config_.listen != "off") {
@@ -489,6 +493,7 @@ int Bridge::Run() {
       continue;
     }
   }
+  files.Stop();
   if (api != nullptr) api->Stop();
   delivery.Stop();
   return kExitOk;

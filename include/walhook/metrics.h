@@ -32,6 +32,7 @@ class Metrics {
   // the time from the event's due time to its delivery.
   void AddDelivery(std::string_view outcome, double latency_s = -1);
   void AddQueued(uint64_t n) { queued_.fetch_add(n, std::memory_order_relaxed); }
+  void AddFileEvents(uint64_t n) { file_events_.fetch_add(n, std::memory_order_relaxed); }
 
   // The Prometheus text exposition.
   std::string Render() const;
@@ -41,6 +42,7 @@ class Metrics {
   std::atomic<int64_t> beat_ms_{0};  // steady clock
   std::atomic<uint64_t> captured_{0};
   std::atomic<uint64_t> queued_{0};
+  std::atomic<uint64_t> file_events_{0};
   std::atomic<int64_t> lag_bytes_{0};
   std::atomic<int> in_flight_{0};
   std::atomic<uint64_t> processed_{0}, retried_{0}, failed_{0};

@@ -57,6 +57,12 @@ std::string Metrics::Render() const {
                  "walhook_events_queued_total {}\n",
                  load(queued_));
   fmt::format_to(it,
+                 "# HELP walhook_file_events_total File events written to event_logs from "
+                 "--watch-dir.\n"
+                 "# TYPE walhook_file_events_total counter\n"
+                 "walhook_file_events_total {}\n",
+                 load(file_events_));
+  fmt::format_to(it,
                  "# HELP walhook_deliveries_total Delivery attempts by outcome.\n"
                  "# TYPE walhook_deliveries_total counter\n"
                  "walhook_deliveries_total{{outcome=\"processed\"}} {}\n"

@@ -13,6 +13,7 @@ TEST_CASE("Metrics: Prometheus text") {
   CHECK(m.SinceBeat() < std::chrono::seconds(1));
   m.AddCaptured(5);
   m.AddQueued(2);
+  m.AddFileEvents(7);
   m.SetLagBytes(1024);
   m.SetInFlight(3);
   m.AddDelivery("processed", 0.004);
@@ -23,6 +24,7 @@ TEST_CASE("Metrics: Prometheus text") {
   for (const char* line : {
            "walhook_events_captured_total 5\n",
            "walhook_events_queued_total 2\n",
+           "walhook_file_events_total 7\n",
            "walhook_deliveries_total{outcome=\"processed\"} 2\n",
            "walhook_deliveries_total{outcome=\"retry\"} 1\n",
            "walhook_deliveries_total{outcome=\"failed\"} 1\n",
