@@ -27,6 +27,7 @@ const std::vector<FlagSpec>& Specs() {
       {"secret", false, false, {"run", "sink", "token"}},
       {"secret-file", false, false, {"run", "sink", "token"}},
       {"signing-secret", false, false, {"run", "sink"}},
+      {"ca-file", false, false, {"run"}},
       {"node-id", false, false, {"run"}},
       {"project", false, false, {"run"}},
       {"listen", false, false, {"run", "sink"}},
@@ -118,6 +119,8 @@ std::string Usage() {
          "  --schema NAME            schema of walhook's tables (default eventing)\n"
          "  --secret S | --secret-file PATH   project secret (HS256)\n"
          "  --signing-secret whsec_… Standard Webhooks key\n"
+         "  --ca-file PATH           PEM certificates to trust for https webhooks\n"
+         "                           (default: the system's)\n"
          "  --node-id ID             (default host name + pid)\n"
          "  --project NAME           (default default)\n"
          "  --listen ADDR:PORT|off   HTTP API (default 127.0.0.1:4122)\n"
@@ -317,6 +320,7 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
 
   if (Status st = read_secret(true); !st.ok()) return st;
   if (Status st = signing_secret(); !st.ok()) return st;
+  cfg.ca_file = get("ca-file").value_or("");
   cfg.node_id = get("node-id").value_or(hostname_pid);
   cfg.project = get("project").value_or(cfg.project);
   if (Status st = parse_listen(cfg.listen, true); !st.ok()) return st;

@@ -22,6 +22,7 @@ struct Config {
   std::string schema = "eventing";
   std::string secret;
   std::string signing_secret;
+  std::string ca_file;  // PEM certificates trusted for https webhooks; "" = the system's
   std::string node_id;
   std::string project = "default";
   std::string listen = "127.0.0.1:4122";

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -343,6 +345,9 @@ class Delivery::Dispatcher {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (!owner_.cfg_.ca_file.empty()) {
+      curl_easy_setopt(e, CURLOPT_CAINFO, owner_.cfg_.ca_file.c_str());
+    }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "walhook/" WALHOOK_VERSION);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Dispatcher::OnBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r.get());
@@ -492,6 +497,11 @@ class Delivery::Dispatcher {
 
 Delivery::Delivery(const Config& config) : cfg_(config) {
   static CurlGlobal curl_global;
+  if (!cfg_.ca_file.empty() && access(cfg_.ca_file.c_str(), R_OK) != 0) {
+    throw FatalError(kExitUsage,
+                     fmt::format("--ca-file {}: cannot read it: {}", cfg_.ca_file,
+                                 std::strerror(errno)));  // NOLINT(concurrency-mt-unsafe)
+  }
   if (!cfg_.signing_secret.empty()) {
     auto check = SignStandardWebhook(cfg_.signing_secret, "1", 0, "");
     if (!check.ok()) {

@@ -27,6 +27,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1303,6 +1304,73 @@ TEST_CASE("delivery: TLS certificates are verified by default") {
   CHECK(served == 0);
   tls.stop();
   server.join();
+  std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("delivery: HTTP/2 multiplexed where the server offers it; --ca-file trusts its CA") {
+  const std::string dir = std::filesystem::temp_directory_path() / "walhook-h2-XXXXXX";
+  std::vector<char> tmpl(dir.begin(), dir.end());
+  tmpl.push_back('\0');
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::string tmp = tmpl.data();
+  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+               "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", tmp + "/key.pem",
+               "-out", tmp + "/cert.pem"});
+  REQUIRE_MESSAGE(gen.Wait(30s) == 0, gen.Output());
+  // Node's http2 module (contrib/test.sh installs Node for the space-api test).
+  constexpr int kPort = 4396;
+  Process server({"node", SourceRoot() + "/tests/integration/h2/server.js", tmp + "/key.pem",
+                  tmp + "/cert.pem", std::to_string(kPort)});
+  REQUIRE_MESSAGE(
+      WaitFor([&] { return server.Output().find("listening") != std::string::npos; }, 15s),
+      server.Output());
+
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  {
+    // A --ca-file that cannot be read: one line, exit 2.
+    Process bad(RunArgs(db, "h2bad", {"--ca-file", tmp + "/missing.pem"}));
+    CHECK(bad.Wait(10s) == 2);
+    CHECK(bad.Output().find("--ca-file " + tmp + "/missing.pem: cannot read it") !=
+          std::string::npos);
+  }
+  Exec(db, "CREATE TABLE h2 (id int PRIMARY KEY)");
+  AddHook(db, {.name = "h2_hook",
+               .table = "h2",
+               .url = "https://127.0.0.1:" + std::to_string(kPort) + "/hook"});
+  auto walhook = StartWalhook(db, "h2", {"--ca-file", tmp + "/cert.pem"});
+  constexpr int kEvents = 300;
+  Exec(db, "INSERT INTO h2 SELECT generate_series(1, " + std::to_string(kEvents) + ")");
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs "
+                  "WHERE status = 'processed'") == kEvents;
+      },
+      30s, 100ms));
+  // Every request over HTTP/2, on one connection (two at most, should one
+  // be opened before the first handshake tells curl it can multiplex).
+  std::istringstream lines(server.Output());
+  std::string version;
+  int session = 0;
+  long bytes = 0;
+  int h2_requests = 0, other = 0;
+  std::set<int> sessions;
+  std::string first;
+  std::getline(lines, first);  // "listening"
+  while (lines >> version >> session >> bytes) {
+    if (version == "2.0" && bytes > 0) {
+      ++h2_requests;
+      sessions.insert(session);
+    } else {
+      ++other;
+    }
+  }
+  INFO(server.Output().substr(0, 2000));
+  CHECK(h2_requests == kEvents);
+  CHECK(other == 0);
+  CHECK(sessions.size() <= 2);
   std::filesystem::remove_all(tmp);
 }
 

@@ -313,6 +313,13 @@ TEST_CASE("config: --signing-secret") {
         "--signing-secret");
 }
 
+TEST_CASE("config: --ca-file") {
+  CHECK(Ok(kMinimal).ca_file.empty());
+  CHECK(Ok(With(kMinimal, {"--ca-file", "/etc/walhook/ca.pem"})).ca_file == "/etc/walhook/ca.pem");
+  CHECK(Ok(kMinimal, {{"WALHOOK_CA_FILE", "/env/ca.pem"}}).ca_file == "/env/ca.pem");
+  Fails({"sink", "--ca-file", "/x"}, "--ca-file");
+}
+
 TEST_CASE("config: --secret-file") {
   const Args base = {"run", "--source", "x"};
   SUBCASE("read, trailing newline and spaces trimmed") {
