@@ -123,7 +123,8 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   const std::string s = conn_.quote_name(schema_);
   // Each trigger's due events, oldest first, skipping what other nodes hold.
   // Events with an order key go one per key, in commit order (file events,
-  // without a WAL position, in the order they were stored).
+  // without a WAL position, in the order they were stored: a second test,
+  // so the first keeps its index range on the WAL position).
   const std::string lease_free =
       "(e.lease_until IS NULL OR e.lease_until < now() "
       "OR (e.lease_owner = $3 AND e.lease_until < $4::timestamptz + interval '30 s'))";
@@ -146,8 +147,11 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "       AND NOT EXISTS (SELECT 1 FROM {0}.event_logs p "
           "         WHERE p.trigger_name = e.trigger_name AND p.status = 'staged' "
           "           AND p.order_key = e.order_key "
-          "           AND (coalesce(p.source_lsn, '0/0'), coalesce(p.source_seq, 0), p.id) "
-          "             < (coalesce(e.source_lsn, '0/0'), coalesce(e.source_seq, 0), e.id)) "
+          "           AND (p.source_lsn, p.source_seq, p.id) < (e.source_lsn, e.source_seq, e.id)) "
+          "       AND NOT EXISTS (SELECT 1 FROM {0}.event_logs p "
+          "         WHERE e.source_lsn IS NULL AND p.trigger_name = e.trigger_name "
+          "           AND p.status = 'staged' AND p.order_key = e.order_key "
+          "           AND p.source_lsn IS NULL AND p.id < e.id) "
           "     ORDER BY e.source_lsn, e.source_seq, e.id LIMIT t.room "
           "     FOR UPDATE SKIP LOCKED) e) "
           "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
