@@ -1266,14 +1266,9 @@ TEST_CASE("delivery: eventing.redeliver and eventing.cancel") {
 
 TEST_CASE("delivery: TLS certificates are verified by default") {
   // A self-signed certificate: the handshake must be refused.
-  const std::string dir = std::filesystem::temp_directory_path() / "walhook-tls-XXXXXX";
-  std::vector<char> tmpl(dir.begin(), dir.end());
-  tmpl.push_back('\0');
-  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-  const std::string tmp = tmpl.data();
-  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-               "-days", "1", "-keyout", tmp + "/key.pem", "-out", tmp + "/cert.pem"});
-  REQUIRE_MESSAGE(gen.Wait(30s) == 0, gen.Output());
+  const TempDir dir("tls");
+  const std::string& tmp = dir.path();
+  MakeSelfSignedCert(tmp);
   httplib::SSLServer tls((tmp + "/cert.pem").c_str(), (tmp + "/key.pem").c_str());
   REQUIRE(tls.is_valid());
   std::atomic<int> served{0};
@@ -1304,19 +1299,12 @@ TEST_CASE("delivery: TLS certificates are verified by default") {
   CHECK(served == 0);
   tls.stop();
   server.join();
-  std::filesystem::remove_all(tmp);
 }
 
 TEST_CASE("delivery: HTTP/2 multiplexed where the server offers it; --ca-file trusts its CA") {
-  const std::string dir = std::filesystem::temp_directory_path() / "walhook-h2-XXXXXX";
-  std::vector<char> tmpl(dir.begin(), dir.end());
-  tmpl.push_back('\0');
-  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-  const std::string tmp = tmpl.data();
-  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-               "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", tmp + "/key.pem",
-               "-out", tmp + "/cert.pem"});
-  REQUIRE_MESSAGE(gen.Wait(30s) == 0, gen.Output());
+  const TempDir dir("h2");
+  const std::string& tmp = dir.path();
+  MakeSelfSignedCert(tmp);
   // Node's http2 module (contrib/test.sh installs Node for the space-api test).
   constexpr int kPort = 4396;
   Process server({"node", SourceRoot() + "/tests/integration/h2/server.js", tmp + "/key.pem",
@@ -1371,7 +1359,6 @@ TEST_CASE("delivery: HTTP/2 multiplexed where the server offers it; --ca-file tr
   CHECK(h2_requests == kEvents);
   CHECK(other == 0);
   CHECK(sessions.size() <= 2);
-  std::filesystem::remove_all(tmp);
 }
 
 // --- custom events queued from SQL -------------------------------------------

@@ -26,30 +26,6 @@ namespace fs = std::filesystem;
 
 constexpr int kHookPort = 4451;
 
-// A fresh directory under $TMPDIR, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "walhook-files-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    // Undo a test's chmod 000 so the tree can be removed.
-    for (auto it = fs::recursive_directory_iterator(
-             path_, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-    }
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 void Write(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary);
   out << text;
@@ -147,9 +123,10 @@ TEST_CASE("file events: create, delete, renames and moves under the prefix, not 
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Receiver hook(kHookPort);
-  TempDir tmp;
-  const fs::path in = tmp.path() / "in";
-  const fs::path stage = tmp.path() / "stage";
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
+  const fs::path in = tmp / "in";
+  const fs::path stage = tmp / "stage";
   fs::create_directories(in / "up");
   fs::create_directories(stage);
   Init(db);
@@ -299,7 +276,8 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Receiver hook(kHookPort);
-  TempDir tmp;
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
   Init(db);
   Exec(db,
        "INSERT INTO eventing.triggers (name, type, url, path_prefix, condition) VALUES "
@@ -311,7 +289,7 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
            "', '/up/../etc', NULL), "
            "('rowcond', 'FILE_DELETE', '" +
            hook.Url() + "', NULL, 'new.size > 1')");
-  auto run = StartRun(db, {tmp.path()});
+  auto run = StartRun(db, {tmp});
   INFO(run->Output());
   CHECK(WaitFor(
       [&] {
@@ -335,7 +313,7 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
                     "('t', 'DB_INSERT', 'http://x', '/a')"));
 
   // A trigger added while running fires within a second, without a restart.
-  Write(tmp.path() / "before", "b");
+  Write(tmp / "before", "b");
   std::this_thread::sleep_for(300ms);
   Exec(db,
        "INSERT INTO eventing.triggers (name, type, url, ordered, retry_interval_ms) VALUES "
@@ -355,11 +333,11 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
     }
     return r;
   });
-  Write(tmp.path() / "k", "1");
+  Write(tmp / "k", "1");
   std::this_thread::sleep_for(100ms);
-  Write(tmp.path() / "k", "22");
+  Write(tmp / "k", "22");
   std::this_thread::sleep_for(100ms);
-  Write(tmp.path() / "other", "o");
+  Write(tmp / "other", "o");
   REQUIRE(WaitFor(
       [&] {
         return QL(db,
@@ -393,20 +371,20 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
 }
 
 TEST_CASE("file events: a --watch-dir that cannot be watched is a clear error") {
-  TempDir tmp;
-  fs::create_directories(tmp.path() / "a" / "b");
-  Write(tmp.path() / "file", "f");
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
+  fs::create_directories(tmp / "a" / "b");
+  Write(tmp / "file", "f");
   // The directories are checked before any database is needed.
   const std::string db = "host=127.0.0.1 port=1 dbname=x connect_timeout=1";
   struct Row {
     std::vector<fs::path> dirs;
     std::string says;
   };
-  for (const Row& r : {Row{{tmp.path() / "missing"}, "No such file or directory"},
-                       Row{{tmp.path() / "file"}, "not a directory"},
-                       Row{{tmp.path() / "a", tmp.path() / "a" / "b"}, "overlap"},
-                       Row{{tmp.path() / "a" / "b", tmp.path() / "a/"}, "overlap"},
-                       Row{{tmp.path() / "a", tmp.path() / "a"}, "overlap"}}) {
+  for (const Row& r :
+       {Row{{tmp / "missing"}, "No such file or directory"}, Row{{tmp / "file"}, "not a directory"},
+        Row{{tmp / "a", tmp / "a" / "b"}, "overlap"}, Row{{tmp / "a" / "b", tmp / "a/"}, "overlap"},
+        Row{{tmp / "a", tmp / "a"}, "overlap"}}) {
     Process p(RunArgs(db, r.dirs));
     CHECK(p.Wait(10s) == 2);
     const std::string out = p.Output();
@@ -433,11 +411,12 @@ TEST_CASE("file events: an unreadable directory is said and the rest is watched"
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Receiver hook(kHookPort);
-  TempDir tmp;
-  const fs::path in = tmp.path() / "in";
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
+  const fs::path in = tmp / "in";
   fs::create_directories(in / "closed");
   fs::create_directories(in / "open");
-  REQUIRE(chown(tmp.path().c_str(), uid, gid) == 0);
+  REQUIRE(chown(tmp.c_str(), uid, gid) == 0);
   REQUIRE(chown(in.c_str(), uid, gid) == 0);
   REQUIRE(chown((in / "open").c_str(), uid, gid) == 0);
   fs::permissions(in / "closed", fs::perms::none);
@@ -471,10 +450,11 @@ TEST_CASE("file events: an inotify queue overflow rescans and says so") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Receiver hook(kHookPort);
-  TempDir tmp;
-  fs::create_directories(tmp.path() / "old" / "sub");
-  fs::create_directories(tmp.path() / "many");
-  fs::create_directories(tmp.path() / "before" / "deep");
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
+  fs::create_directories(tmp / "old" / "sub");
+  fs::create_directories(tmp / "many");
+  fs::create_directories(tmp / "before" / "deep");
   Init(db);
   Exec(db,
        "INSERT INTO eventing.triggers (name, type, url) VALUES "
@@ -483,19 +463,19 @@ TEST_CASE("file events: an inotify queue overflow rescans and says so") {
            "'), "
            "('fd', 'FILE_DELETE', '" +
            hook.Url() + "')");
-  auto run = StartRun(db, {tmp.path()});
+  auto run = StartRun(db, {tmp});
   INFO(run->Output());
   std::this_thread::sleep_for(1100ms);
 
   // While walhook is stopped the kernel's queue overflows: two events per file.
   run->Signal(SIGSTOP);
   const long files = limit / 2 + 2000;
-  for (long i = 0; i < files; ++i) Write(tmp.path() / "many" / std::to_string(i), "x");
+  for (long i = 0; i < files; ++i) Write(tmp / "many" / std::to_string(i), "x");
   // After the overflow: a tree made and one removed, seen only by the rescan.
-  fs::create_directories(tmp.path() / "late" / "inner");
-  Write(tmp.path() / "late" / "inner" / "f", "f");
-  fs::remove_all(tmp.path() / "old");
-  fs::rename(tmp.path() / "before", tmp.path() / "after");
+  fs::create_directories(tmp / "late" / "inner");
+  Write(tmp / "late" / "inner" / "f", "f");
+  fs::remove_all(tmp / "old");
+  fs::rename(tmp / "before", tmp / "after");
   run->Signal(SIGCONT);
 
   const std::string distinct =
@@ -512,8 +492,8 @@ TEST_CASE("file events: an inotify queue overflow rescans and says so") {
   CHECK(out.find("rescanned") != std::string::npos);
   // Still watching, the new directories too.
   const long before = QL(db, "SELECT count(*) FROM eventing.event_logs");
-  Write(tmp.path() / "late" / "inner" / "g", "g");
-  Write(tmp.path() / "after" / "deep" / "h", "h");
+  Write(tmp / "late" / "inner" / "g", "g");
+  Write(tmp / "after" / "deep" / "h", "h");
   CHECK(WaitFor(
       [&] {
         return QL(db,
@@ -528,17 +508,18 @@ TEST_CASE("file events: the eventing database down pauses them, nothing lost") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Receiver hook(kHookPort);
-  TempDir tmp;
+  const TempDir tmp_dir("files");
+  const fs::path tmp = tmp_dir.path();
   Init(db);
   Exec(db, "INSERT INTO eventing.triggers (name, type, url) VALUES ('fc', 'FILE_CREATE', '" +
                hook.Url() + "')");
-  auto run = StartRun(db, {tmp.path()});
+  auto run = StartRun(db, {tmp});
   INFO(run->Output());
   std::this_thread::sleep_for(1100ms);
-  Write(tmp.path() / "first", "1");
+  Write(tmp / "first", "1");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
   pg.Stop();
-  for (int i = 0; i < 50; ++i) Write(tmp.path() / ("down" + std::to_string(i)), "d");
+  for (int i = 0; i < 50; ++i) Write(tmp / ("down" + std::to_string(i)), "d");
   std::this_thread::sleep_for(1500ms);
   pg.Start();
   CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 51; }, 30s,

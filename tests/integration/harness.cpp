@@ -382,6 +382,35 @@ std::string Process::Output() const {
 
 // ---------------------------------------------------------------------- misc
 
+TempDir::TempDir(const std::string& name) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / ("walhook-" + name + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(
+           path_, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+  }
+  fs::remove_all(path_, ec);
+}
+
+void MakeSelfSignedCert(const std::string& dir) {
+  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+               "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", dir + "/key.pem",
+               "-out", dir + "/cert.pem"});
+  if (gen.Wait(std::chrono::seconds(30)) != 0) {
+    throw std::runtime_error("openssl req failed: " + gen.Output());
+  }
+}
+
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
              std::chrono::milliseconds step) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -135,6 +135,26 @@ class Process {
   std::string log_path_;
 };
 
+// A fresh directory under $TMPDIR ("walhook-<name>-XXXXXX"), removed with
+// everything in it on destruction (permissions a test took away are given
+// back first). Throws std::runtime_error if it cannot be made.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name = "test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Makes key.pem and cert.pem in `dir`: a self-signed certificate for
+// 127.0.0.1 (CN and subjectAltName), with the openssl command. Throws
+// std::runtime_error with its output if that fails.
+void MakeSelfSignedCert(const std::string& dir);
+
 // Calls `pred` every `step` until it returns true (returns true) or until
 // `timeout` has passed and one last call returned false (returns false).
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
