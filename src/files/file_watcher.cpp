@@ -125,9 +125,8 @@ struct FileWatcher::Impl {
   // (at most kFoundWait later). A file written in a new directory (cp -r)
   // just after its watch took hold is found by the walk and also gets a
   // CLOSE_WRITE, maybe still being written when the walk saw it: that event
-  // reports it instead, once. The
-  // directories a walk reported are remembered so their IN_CREATE, also in
-  // the queue, is dropped.
+  // reports it instead, once. The directories a walk reported are
+  // remembered so their IN_CREATE, also in the queue, is dropped.
   struct Found {
     size_t root = 0;
     std::string path;
@@ -212,7 +211,7 @@ struct FileWatcher::Impl {
   }
 
   // A file a walk found: reported when the queue is drained (see found).
-  void Found_(size_t root, std::string path, const struct stat& st) {
+  void AddFound(size_t root, std::string path, const struct stat& st) {
     if (found.size() >= kFoundMax) {
       Emit(EventKind::kFileCreate, root, std::move(path), false, MetaOf(st));
       return;
@@ -234,8 +233,8 @@ struct FileWatcher::Impl {
     return f;
   }
 
-  // The queue is drained: every event about what the walks found has been
-  // read; report the rest as they are now.
+  // The queue has been quiet (or kFoundWait has passed): the events about
+  // what the walks found have been read; report the rest as they are now.
   void ReportFound() {
     for (Found& f : found) {
       if (f.taken) continue;
@@ -287,7 +286,7 @@ struct FileWatcher::Impl {
         Walk(root, child, sub, since_ms);
       } else if (report == Report::kAll || (report == Report::kChangedSince &&
                                             std::max(Ms(st.st_mtim), Ms(st.st_ctim)) >= since_ms)) {
-        Found_(root, std::move(child), st);
+        AddFound(root, std::move(child), st);
       }
     }
   }

@@ -79,6 +79,14 @@ std::vector<std::string> Events(const std::string& db, const std::string& where 
   return out;
 }
 
+// Waits until event_logs has `n` rows WHERE `where`.
+bool WaitEvents(const std::string& db, const std::string& where, long n,
+                std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [&] { return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE " + where) == n; },
+      timeout, 20ms);
+}
+
 using Lines = std::vector<std::string>;
 
 // Waits until the events with id > *seen are exactly `want` (in order, or
@@ -262,13 +270,7 @@ TEST_CASE("file events: create, delete, renames and moves under the prefix, not 
   }
   CHECK(found);
   // Outcomes are written in batches, just after the answers.
-  CHECK(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.event_logs "
-                  "WHERE status <> 'processed'") == 0;
-      },
-      5s));
+  CHECK(WaitEvents(db, "status <> 'processed'", 0, 5s));
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE source_lsn IS NOT NULL") == 0);
 }
 
@@ -338,13 +340,7 @@ TEST_CASE("file events: trigger definitions, ordered per path, and reload withou
   Write(tmp / "k", "22");
   std::this_thread::sleep_for(100ms);
   Write(tmp / "other", "o");
-  REQUIRE(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.event_logs "
-                  "WHERE status = 'processed'") == 3;
-      },
-      15s));
+  REQUIRE(WaitEvents(db, "status = 'processed'", 3, 15s));
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->>'path' = '/before'") == 0);
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE order_key = '/k'") == 2);
   // Arrival order at the webhook: /other did not wait; the second write of
@@ -437,7 +433,7 @@ TEST_CASE("file events: an unreadable directory is said and the rest is watched"
         std::string::npos);
   std::this_thread::sleep_for(1100ms);
   Write(in / "open" / "f", "f");
-  CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+  CHECK(WaitEvents(db, "true", 1, 10s));
   CHECK(Q(db, "SELECT payload->>'path' FROM eventing.event_logs") == "/open/f");
   CHECK(run->Running());
 }
@@ -494,13 +490,7 @@ TEST_CASE("file events: an inotify queue overflow rescans and says so") {
   const long before = QL(db, "SELECT count(*) FROM eventing.event_logs");
   Write(tmp / "late" / "inner" / "g", "g");
   Write(tmp / "after" / "deep" / "h", "h");
-  CHECK(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.event_logs WHERE "
-                  "payload->>'path' IN ('/late/inner/g', '/after/deep/h')") == 2;
-      },
-      10s));
+  CHECK(WaitEvents(db, "payload->>'path' IN ('/late/inner/g', '/after/deep/h')", 2, 10s));
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs") == before + 2);
 }
 
@@ -517,13 +507,12 @@ TEST_CASE("file events: the eventing database down pauses them, nothing lost") {
   INFO(run->Output());
   std::this_thread::sleep_for(1100ms);
   Write(tmp / "first", "1");
-  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+  REQUIRE(WaitEvents(db, "true", 1, 10s));
   pg.Stop();
   for (int i = 0; i < 50; ++i) Write(tmp / ("down" + std::to_string(i)), "d");
   std::this_thread::sleep_for(1500ms);
   pg.Start();
-  CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 51; }, 30s,
-                200ms));
+  CHECK(WaitEvents(db, "true", 51, 30s));
   CHECK(QL(db, "SELECT count(DISTINCT payload->>'path') FROM eventing.event_logs") == 51);
   CHECK(hook.WaitForCount(51, 20s));
   CHECK(run->Running());
