@@ -48,6 +48,13 @@ struct HeldEvent {
   int chain_depth = 0;  // 0 for a source event; +1 per response that queued it
 };
 
+// How many due events a claim may take for one trigger.
+struct ClaimRoom {
+  std::string trigger;
+  int room = 0;
+  bool ordered = false;  // the trigger's `ordered`, as this node last read it
+};
+
 enum class EventStatus { kStaged, kProcessed, kFailed };
 
 // The outcome of one attempt, written with its invocation row.
@@ -103,10 +110,11 @@ class DeliveryStore {
   std::vector<Target> LoadTargets();
 
   // Claims due events without a live lease, up to `room` per trigger (events
-  // of an ordered trigger: only the first staged event of each key), with a
-  // lease of kLease. Leases this node's name held before `started` (a
-  // previous run with the same --node-id) count as expired.
-  std::vector<HeldEvent> Claim(const std::vector<std::pair<std::string, int>>& room);
+  // of an ordered trigger: only the first staged event of each key; keyed
+  // events of a trigger no longer ordered go in any order), with a lease of
+  // kLease. Leases this node's name held before `started` (a previous run
+  // with the same --node-id) count as expired.
+  std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room);
 
   // Writes outcomes and invocation rows in one transaction. An event no
   // longer staged (cancelled meanwhile) keeps its status.

@@ -843,7 +843,7 @@ std::vector<QueuedRow> Delivery::MatchQueued(const std::vector<AttemptRecord>& o
 void Delivery::Sweep(DeliveryStore& store) {
   // Room is reserved before the claim, so capture cannot take it meanwhile;
   // what the claim does not fill is given back.
-  std::vector<std::pair<std::string, int>> room;
+  std::vector<ClaimRoom> room;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -859,7 +859,7 @@ void Delivery::Sweep(DeliveryStore& store) {
           (n < static_cast<size_t>(kClaimMax) && mine >= static_cast<size_t>(kClaimMax))) {
         continue;
       }
-      room.emplace_back(name, static_cast<int>(n));
+      room.push_back({name, static_cast<int>(n), ordered_names_.count(name) > 0});
       held_by_trigger_[name] += n;
       held_ += n;
     }
@@ -873,8 +873,8 @@ void Delivery::Sweep(DeliveryStore& store) {
     events = store.Claim(room);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [name, n] : room) {
-      for (int i = 0; i < n; ++i) Unhold(name, 0);
+    for (const ClaimRoom& r : room) {
+      for (int i = 0; i < r.room; ++i) Unhold(r.trigger, 0);
     }
     throw;
   }
@@ -887,10 +887,10 @@ void Delivery::Sweep(DeliveryStore& store) {
       held_ids_.insert(e.id);
     }
     backlog_ = false;
-    for (const auto& [name, n] : room) {
-      const int got = claimed.count(name) ? claimed[name] : 0;
-      for (int i = got; i < n; ++i) Unhold(name, 0);
-      if (got == n) backlog_ = true;
+    for (const ClaimRoom& r : room) {
+      const int got = claimed.count(r.trigger) ? claimed[r.trigger] : 0;
+      for (int i = got; i < r.room; ++i) Unhold(r.trigger, 0);
+      if (got == r.room) backlog_ = true;
     }
   }
   dispatcher_->Add(std::move(events));

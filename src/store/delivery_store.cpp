@@ -124,7 +124,11 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   // Each trigger's due events, oldest first, skipping what other nodes hold.
   // Events with an order key go one per key, in commit order (file events,
   // without a WAL position, in the order they were stored: a second test,
-  // so the first keeps its index range on the WAL position).
+  // so the first keeps its index range on the WAL position). Only ordered
+  // triggers run that second branch: for the others it would read their
+  // whole backlog to find no keyed event. The claimed rows are then found
+  // by primary key, whatever the planner guesses of their number (a guess
+  // of thousands made it hash the whole table).
   const std::string lease_free =
       "(e.lease_until IS NULL OR e.lease_until < now() "
       "OR (e.lease_owner = $3 AND e.lease_until < $4::timestamptz + interval '30 s'))";
@@ -132,14 +136,15 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       "claim",
       fmt::format(
           "WITH c AS ("
-          "  SELECT e.id FROM unnest($1::text[], $2::int[]) AS t(name, room) "
+          "  SELECT e.id FROM unnest($1::text[], $2::int[], $5::bool[]) AS t(name, room, ordered) "
           "  CROSS JOIN LATERAL ("
           "    SELECT e.id FROM {0}.event_logs e "
-          "     WHERE e.trigger_name = t.name AND e.status = 'staged' AND e.order_key IS NULL "
+          "     WHERE e.trigger_name = t.name AND e.status = 'staged' "
+          "       AND (e.order_key IS NULL OR NOT t.ordered) "
           "       AND coalesce(e.next_at, e.ts) <= now() AND {1} "
           "     ORDER BY coalesce(e.next_at, e.ts) LIMIT t.room FOR UPDATE SKIP LOCKED) e "
           "  UNION ALL "
-          "  SELECT e.id FROM unnest($1::text[], $2::int[]) AS t(name, room) "
+          "  SELECT e.id FROM unnest($1::text[], $2::int[], $5::bool[]) AS t(name, room, ordered) "
           "  CROSS JOIN LATERAL ("
           "    SELECT e.id FROM {0}.event_logs e "
           "     WHERE e.trigger_name = t.name AND e.status = 'staged' "
@@ -153,9 +158,9 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "           AND p.status = 'staged' AND p.order_key = e.order_key "
           "           AND p.source_lsn IS NULL AND p.id < e.id) "
           "     ORDER BY e.source_lsn, e.source_seq, e.id LIMIT t.room "
-          "     FOR UPDATE SKIP LOCKED) e) "
+          "     FOR UPDATE SKIP LOCKED) e WHERE t.ordered) "
           "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
-          "  FROM c WHERE e.id = c.id "
+          "  WHERE e.id = ANY(ARRAY(SELECT id FROM c)) "
           "RETURNING e.id, e.trigger_name, e.type, e.payload, "
           "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
           s, lease_free, kLease.count()));
@@ -252,16 +257,16 @@ std::vector<Target> DeliveryStore::LoadTargets() {
   return out;
 }
 
-std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<std::pair<std::string, int>>& room) {
-  std::string names = "{", rooms = "{";
-  for (const auto& [name, n] : room) {
-    AppendArrayElement(&names, name);
-    AppendNumber(&rooms, n);
+std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room) {
+  std::string names = "{", rooms = "{", ordered = "{";
+  for (const ClaimRoom& r : room) {
+    AppendArrayElement(&names, r.trigger);
+    AppendNumber(&rooms, r.room);
+    AppendArrayElement(&ordered, r.ordered ? "t" : "f");
   }
-  names += "}";
-  rooms += "}";
+  for (std::string* s : {&names, &rooms, &ordered}) s->push_back('}');
   pqxx::nontransaction tx(conn_);
-  const auto rows = tx.exec_prepared("claim", names, rooms, node_id_, started_);
+  const auto rows = tx.exec_prepared("claim", names, rooms, node_id_, started_, ordered);
   std::vector<HeldEvent> out;
   out.reserve(rows.size());
   for (const auto& r : rows) {

@@ -777,6 +777,31 @@ TEST_CASE("delivery: a hanging endpoint does not delay another trigger's deliver
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
 }
 
+// Events keyed while their trigger was ordered are still delivered once it
+// is not (the claim runs its per-key branch only for ordered triggers).
+TEST_CASE("delivery: a trigger no longer ordered delivers its keyed backlog") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE was_rows (id int PRIMARY KEY)");
+  Receiver receiver(4336);
+  AddHook(db, {.name = "was_ordered", .table = "was_rows", .url = receiver.Url("/was")});
+  // Staged as an ordered trigger's capture stores them: a WAL position and
+  // an order key each, two keys.
+  Exec(db,
+       "INSERT INTO eventing.event_logs (trigger_name, type, payload, ts, event_ts, source_lsn, "
+       "source_seq, order_key) SELECT 'was_ordered', 'DB_INSERT', "
+       "json_build_object('doc', json_build_object('id', g)), now(), now(), '0/1000'::pg_lsn, g, "
+       "(g % 2)::text FROM generate_series(1, 6) g");
+  auto walhook = StartWalhook(db, "was");
+  CHECK(WaitFor(
+      [&] {
+        return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") == 6;
+      },
+      15s, 100ms));
+  CHECK(receiver.Count() == 6);
+}
+
 TEST_CASE("delivery: an ordered trigger delivers each key in commit order despite failures") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
