@@ -9,8 +9,10 @@
 //
 // Limits: at most kMaxInFlight requests at once and kTriggerInFlight per
 // trigger; at most kMaxHeld events (kMaxHeldBytes of payload) held in
-// memory, kTriggerHeld per trigger — the rest wait in event_logs. A slow
-// endpoint fills only its own trigger's share.
+// memory, kTriggerHeld per trigger — the rest wait in event_logs. An event
+// is held from its claim until its outcome is written, so a slow eventing
+// database slows delivery instead of piling up outcomes. A slow endpoint
+// fills only its own trigger's share.
 //
 // Thread-safety: Reserve/Poke from the capture thread, Committed/Dropped
 // from writer threads, the rest from the owner; all of them may run at once.
@@ -81,7 +83,8 @@ class Delivery : public CommitListener {
   int wake_fd_ = -1;  // eventfd: the store thread has work
 
   std::mutex mu_;
-  // Held: reserved, queued, or being sent. Counts shrink when an attempt ends.
+  // Held: reserved, queued, being sent, or its outcome not yet written.
+  // Counts shrink when the outcome is written.
   size_t held_ = 0;
   size_t held_bytes_ = 0;
   std::unordered_map<std::string, size_t> held_by_trigger_;

@@ -35,7 +35,8 @@ constexpr milliseconds kReportInterval{1000};
 constexpr milliseconds kRetentionInterval{60000};
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
-constexpr int kClaimMax = 1000;  // per trigger and sweep
+constexpr int kClaimMax = 1000;      // per trigger and sweep
+constexpr size_t kRecordMax = 2000;  // outcomes per statement
 constexpr size_t kRetryTimers = 4096;
 constexpr int kRetentionBatch = 1000;
 constexpr int kRetentionBatchesPerRun = 20;
@@ -397,11 +398,10 @@ class Delivery::Dispatcher {
         case EventStatus::kStaged: GlobalMetrics().AddDelivery("retry"); break;
       }
     }
+    // The events stay held until their outcomes are written: a store that
+    // falls behind slows the dispatcher instead of piling up outcomes.
     std::lock_guard<std::mutex> lock(owner_.mu_);
-    for (AttemptRecord& rec : records) {
-      owner_.Unhold(rec.trigger, rec.payload_bytes);
-      owner_.outcomes_.push_back(std::move(rec));
-    }
+    for (AttemptRecord& rec : records) owner_.outcomes_.push_back(std::move(rec));
     owner_.Wake();
     return records.size();
   }
@@ -694,7 +694,14 @@ void Delivery::StoreSession(DeliveryStore& store) {
     bool finished;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      outcomes.swap(outcomes_);
+      // At most kRecordMax outcomes per statement; the rest in the next turn.
+      if (outcomes_.size() <= kRecordMax) {
+        outcomes.swap(outcomes_);
+      } else {
+        const auto end = outcomes_.begin() + static_cast<std::ptrdiff_t>(kRecordMax);
+        outcomes.assign(std::make_move_iterator(outcomes_.begin()), std::make_move_iterator(end));
+        outcomes_.erase(outcomes_.begin(), end);
+      }
       releases.swap(releases_);
       if (poke_ || notices.wake) next_sweep = Clock::now();
       poke_ = false;
@@ -732,7 +739,10 @@ void Delivery::StoreSession(DeliveryStore& store) {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const AttemptRecord& r : outcomes) held_ids_.erase(r.event_id);
+      for (const AttemptRecord& r : outcomes) {
+        held_ids_.erase(r.event_id);
+        Unhold(r.trigger, r.payload_bytes);
+      }
       for (int64_t id : releases) held_ids_.erase(id);
     }
     outcomes.clear();

@@ -35,6 +35,7 @@
 #include "harness.h"
 #include "receiver.h"
 #include "walhook/chain.h"
+#include "walhook/delivery.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook::test {
@@ -775,6 +776,53 @@ TEST_CASE("delivery: a hanging endpoint does not delay another trigger's deliver
       5s, 100ms));
   CHECK(fast.Count() == 20);
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
+}
+
+// Outcomes not yet written keep their events held: while invocation_logs is
+// locked, the dispatcher sends exactly kTriggerHeld events and then waits,
+// however much capture stores meanwhile. (When outcomes freed their room at
+// once, capture handed over every new event and outcomes piled up in memory.)
+TEST_CASE("delivery: outcomes that cannot be written hold delivery at the held limit") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE held_rows (id int PRIMARY KEY)");
+  Receiver receiver(4335);
+  AddHook(db, {.name = "held_hook", .table = "held_rows", .url = receiver.Url("/held")});
+  auto walhook = StartWalhook(db, "held");
+  constexpr long kHeld = static_cast<long>(Delivery::kTriggerHeld);
+
+  pqxx::connection locker(db);
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE eventing.invocation_logs IN SHARE ROW EXCLUSIVE MODE");
+  Exec(db,
+       "INSERT INTO held_rows SELECT g FROM generate_series(1, " + std::to_string(kHeld) + ") g");
+  REQUIRE_MESSAGE(receiver.WaitForCount(static_cast<size_t>(kHeld), 60s), receiver.Count());
+  // More events while the first ones' outcomes wait: stored, not sent.
+  Exec(db, "INSERT INTO held_rows SELECT g FROM generate_series(" + std::to_string(kHeld + 1) +
+               ", " + std::to_string(kHeld + 5000) + ") g");
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'held_hook'") ==
+               kHeld + 5000;
+      },
+      20s, 100ms));
+  std::this_thread::sleep_for(2s);
+  CHECK(receiver.Count() == static_cast<size_t>(kHeld));
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") == 0);
+
+  lock.abort();
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'held_hook' "
+                  "AND status = 'processed'") == kHeld + 5000;
+      },
+      60s, 200ms));
+  CHECK(receiver.Count() == static_cast<size_t>(kHeld + 5000));  // each event once
+  CHECK(QL(db, "SELECT count(*) FROM eventing.invocation_logs") == kHeld + 5000);
+  CHECK_MESSAGE(walhook->Running(), walhook->Output());
 }
 
 // Events keyed while their trigger was ordered are still delivered once it
