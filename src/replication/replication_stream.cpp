@@ -165,18 +165,26 @@ void ReplicationStream::Finish() {
   } catch (const SessionError&) {
     return;
   }
-  // Drain what the server still sends until the COPY is over (at most ~2 s).
-  for (int i = 0; i < 20; ++i) {
+  // Drain what the server still sends until it ends the COPY, for at most
+  // 2 s. Only then may PQgetResult be called: while CopyData is unread it
+  // returns PGRES_COPY_OUT again and again without reading on. A walsender
+  // still busy decoding is left to see the connection close instead.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
     char* buf = nullptr;
     const int n = PQgetCopyData(conn_.get(), &buf, 1);
     if (n > 0) {
       PQfreemem(buf);
-      continue;
+    } else if (n == -1) {
+      break;  // the COPY is over
+    } else if (n < -1) {
+      return;
+    } else {
+      pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+      ::poll(&p, 1, 100);
+      if (PQconsumeInput(conn_.get()) == 0) return;
     }
-    if (n < 0) break;
-    pollfd p{PQsocket(conn_.get()), POLLIN, 0};
-    ::poll(&p, 1, 100);
-    if (PQconsumeInput(conn_.get()) == 0) return;
+    if (std::chrono::steady_clock::now() >= deadline) return;
   }
   while (PGresult* r = PQgetResult(conn_.get())) PQclear(r);
 }
