@@ -281,6 +281,9 @@ void HttpApi::Start() {
   Impl& m = *impl_;
   m.server.new_task_queue = [] { return new httplib::ThreadPool(kApiThreads); };
   m.server.set_payload_max_length(kMaxBody);
+  // An answer goes out in more than one write; with Nagle's algorithm the
+  // last one waits for the client's delayed ACK, 40 ms per request.
+  m.server.set_tcp_nodelay(true);
   m.server.Get("/healthz",
                [&m](const httplib::Request&, httplib::Response& res) { m.Healthz(res); });
   m.server.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {

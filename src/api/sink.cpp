@@ -33,6 +33,9 @@ constexpr size_t kSinkThreads = 256;
 int RunSink(const Config& cfg) {
   httplib::Server server;
   server.new_task_queue = [] { return new httplib::ThreadPool(kSinkThreads); };
+  // A response goes out in more than one write; with Nagle's algorithm the
+  // last one waits for the client's delayed ACK, 40 ms per request.
+  server.set_tcp_nodelay(true);
   std::mutex mu;
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);

@@ -50,6 +50,9 @@ Receiver::Receiver(int port, Policy policy)
     : port_(port), server_(std::make_unique<httplib::Server>()), policy_(std::move(policy)) {
   // httplib owns and deletes the queue it gets from this factory.
   server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  // Answers go out in more than one write: without this, each waits up to
+  // 40 ms for the client's delayed ACK (Nagle's algorithm).
+  server_->set_tcp_nodelay(true);
   server_->set_keep_alive_timeout(kKeepAliveTimeoutS);
   server_->set_keep_alive_max_count(kKeepAliveMaxRequests);
   // Keep the listening socket to raise its backlog after the bind. No
