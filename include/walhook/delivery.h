@@ -70,7 +70,10 @@ class Delivery : public CommitListener {
   class Dispatcher;
   void StoreLoop();
   void StoreSession(DeliveryStore& store);
-  void Sweep(DeliveryStore& store);
+  // `walk`: ordered triggers look for the first event of every key, not only
+  // for the next event of the keys of `done` (events whose outcome was just
+  // written); an ordered trigger whose last claim filled its room always does.
+  void Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>& done);
   void LoadTargets(DeliveryStore& store);
   // The rows for the custom events `outcomes` queue: one per matching trigger.
   std::vector<QueuedRow> MatchQueued(const std::vector<AttemptRecord>& outcomes) const;
@@ -102,6 +105,8 @@ class Delivery : public CommitListener {
   std::unordered_set<std::string> ordered_names_;
   Matcher custom_matcher_;  // for events that responses and failures queue
   bool backlog_ = false;    // the last sweep filled some trigger's room
+  // Ordered triggers whose room the last walking sweep filled.
+  std::unordered_set<std::string> ordered_backlog_;
 
   std::atomic<uint64_t> attempts_{0};
   std::atomic<int> in_flight_{0};

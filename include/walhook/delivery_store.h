@@ -53,6 +53,9 @@ struct ClaimRoom {
   std::string trigger;
   int room = 0;
   bool ordered = false;  // the trigger's `ordered`, as this node last read it
+  // For an ordered trigger: look for the first event of every key (a walk
+  // in commit order), not only for the next event of the keys just done.
+  bool walk = true;
 };
 
 enum class EventStatus { kStaged, kProcessed, kFailed };
@@ -113,8 +116,10 @@ class DeliveryStore {
   // of an ordered trigger: only the first staged event of each key; keyed
   // events of a trigger no longer ordered go in any order), with a lease of
   // kLease. Leases this node's name held before `started` (a previous run
-  // with the same --node-id) count as expired.
-  std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room);
+  // with the same --node-id) count as expired. `done`: events whose outcome
+  // was just written; the next event of their key is looked for first.
+  std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room,
+                               const std::vector<int64_t>& done = {});
 
   // Writes outcomes and invocation rows in one transaction. An event no
   // longer staged (cancelled meanwhile) keeps its status.

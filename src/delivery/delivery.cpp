@@ -36,6 +36,7 @@ constexpr milliseconds kRetentionInterval{60000};
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
 constexpr int kClaimMax = 1000;      // per trigger and sweep
+constexpr size_t kMaxDone = 10000;   // ordered events done, kept for the next sweep
 constexpr size_t kRecordMax = 2000;  // outcomes per statement
 constexpr size_t kRetryTimers = 4096;
 constexpr int kRetentionBatch = 1000;
@@ -669,6 +670,11 @@ void Delivery::StoreSession(DeliveryStore& store) {
 
   auto now = Clock::now();
   auto next_sweep = now;
+  // A sweep at or after next_walk looks for every ordered key's first event;
+  // one sooner, made only because ordered events were done, looks for the
+  // next event of their keys.
+  auto next_walk = now;
+  std::vector<int64_t> done;
   auto next_renew = now + kRenewInterval;
   auto next_report = now + kReportInterval;
   auto next_retention = now + milliseconds(5000);
@@ -689,7 +695,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
     }
     if (notices.triggers_changed || reload) {
       LoadTargets(store);
-      next_sweep = Clock::now();
+      next_sweep = next_walk = Clock::now();
     }
     bool finished;
     {
@@ -703,7 +709,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
         outcomes_.erase(outcomes_.begin(), end);
       }
       releases.swap(releases_);
-      if (poke_ || notices.wake) next_sweep = Clock::now();
+      if (poke_ || notices.wake) next_sweep = next_walk = Clock::now();
       poke_ = false;
       finished = stopping_;
     }
@@ -713,11 +719,13 @@ void Delivery::StoreSession(DeliveryStore& store) {
         const std::vector<QueuedRow> queued = MatchQueued(outcomes);
         store.Record(outcomes, queued);
         now = Clock::now();
-        if (!queued.empty()) next_sweep = now;  // due now, or the sweep sets their timer
+        // Due now, or the sweep sets their timer.
+        if (!queued.empty()) next_sweep = next_walk = now;
         for (const AttemptRecord& r : outcomes) {
           if (r.status == EventStatus::kStaged) {
             const auto due = now + milliseconds(r.retry_in_ms);
             next_sweep = std::min(next_sweep, due);
+            next_walk = std::min(next_walk, due);
             // Beyond this many, the periodic sweep finds the rest.
             if (retries_due.size() < kRetryTimers) retries_due.push(due);
           }
@@ -725,7 +733,16 @@ void Delivery::StoreSession(DeliveryStore& store) {
         // Room opened: a backlog can come in now. An ordered trigger's
         // event done lets the next event of its key go.
         bool ordered = false;
-        for (const AttemptRecord& r : outcomes) ordered |= ordered_names_.count(r.trigger) > 0;
+        for (const AttemptRecord& r : outcomes) {
+          if (ordered_names_.count(r.trigger) == 0) continue;
+          ordered = true;
+          if (r.status != EventStatus::kStaged) done.push_back(r.event_id);
+        }
+        // Beyond this many keys, a walk finds their next events.
+        if (done.size() > kMaxDone) {
+          done.clear();
+          next_walk = now;
+        }
         if (backlog_ || ordered) next_sweep = now;
       }
       if (!releases.empty()) store.Release(releases);
@@ -755,9 +772,12 @@ void Delivery::StoreSession(DeliveryStore& store) {
 
     now = Clock::now();
     if (now >= next_sweep) {
-      Sweep(store);
+      const bool walk = now >= next_walk;
+      Sweep(store, walk, done);
+      done.clear();
       now = Clock::now();
       while (!retries_due.empty() && retries_due.top() <= now) retries_due.pop();
+      const auto pending_walk = next_walk;
       next_sweep = now + kSweepInterval;
       if (!retries_due.empty()) next_sweep = std::min(next_sweep, retries_due.top());
       // Events due later (scheduled, or retries from before a restart): a
@@ -770,6 +790,9 @@ void Delivery::StoreSession(DeliveryStore& store) {
       if (const auto due = store.NextDue(names)) {
         next_sweep = std::min(next_sweep, Clock::now() + *due + milliseconds(1));
       }
+      // Timed sweeps walk; a walk still owed stays owed.
+      if (!walk) next_sweep = std::min(next_sweep, pending_walk);
+      next_walk = next_sweep;
     }
     if (now >= next_renew) {
       std::vector<int64_t> ids;
@@ -850,7 +873,7 @@ std::vector<QueuedRow> Delivery::MatchQueued(const std::vector<AttemptRecord>& o
   return rows;
 }
 
-void Delivery::Sweep(DeliveryStore& store) {
+void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>& done) {
   // Room is reserved before the claim, so capture cannot take it meanwhile;
   // what the claim does not fill is given back.
   std::vector<ClaimRoom> room;
@@ -869,7 +892,9 @@ void Delivery::Sweep(DeliveryStore& store) {
           (n < static_cast<size_t>(kClaimMax) && mine >= static_cast<size_t>(kClaimMax))) {
         continue;
       }
-      room.push_back({name, static_cast<int>(n), ordered_names_.count(name) > 0});
+      const bool ordered = ordered_names_.count(name) > 0;
+      room.push_back(
+          {name, static_cast<int>(n), ordered, walk || ordered_backlog_.count(name) > 0});
       held_by_trigger_[name] += n;
       held_ += n;
     }
@@ -880,7 +905,7 @@ void Delivery::Sweep(DeliveryStore& store) {
   }
   std::vector<HeldEvent> events;
   try {
-    events = store.Claim(room);
+    events = store.Claim(room, done);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const ClaimRoom& r : room) {
@@ -901,6 +926,13 @@ void Delivery::Sweep(DeliveryStore& store) {
       const int got = claimed.count(r.trigger) ? claimed[r.trigger] : 0;
       for (int i = got; i < r.room; ++i) Unhold(r.trigger, 0);
       if (got == r.room) backlog_ = true;
+      if (r.ordered && r.walk) {
+        if (got == r.room) {
+          ordered_backlog_.insert(r.trigger);
+        } else {
+          ordered_backlog_.erase(r.trigger);
+        }
+      }
     }
   }
   dispatcher_->Add(std::move(events));
