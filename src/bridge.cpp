@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "walhook/batch_writer.h"
 #include "walhook/decoder.h"
@@ -72,10 +73,16 @@ class Streamer {
 
   void ReloadTriggers() {
     std::vector<Trigger> triggers = store_.LoadTriggers();
-    store_.WriteTriggerHealth(catalog_.Validate(&triggers));
+    const std::vector<TriggerHealth> health = catalog_.Validate(&triggers);
+    store_.WriteTriggerHealth(health);
+    waiting_for_.clear();
+    for (const TriggerHealth& h : health) {
+      if (!h.waiting_for.empty()) waiting_for_.insert(h.waiting_for);
+    }
     matcher_ = Matcher(std::move(triggers));
     tables_.clear();
     last_reload_ = Clock::now();
+    recheck_ = false;
   }
 
   void Stream(ReplicationStream& repl) {
@@ -126,7 +133,9 @@ class Streamer {
       if (now - last_report >= kReportInterval) {
         Report(now - last_report);
         last_report = now;
-        if (store_.TriggersChanged() || now - last_reload_ >= kTriggerRecheck) ReloadTriggers();
+        if (store_.TriggersChanged() || recheck_ || now - last_reload_ >= kTriggerRecheck) {
+          ReloadTriggers();
+        }
       }
       if (!in_txn_ && Quiet() && now - last_data_ >= cfg_.heartbeat_interval) {
         catalog_.Heartbeat(HeartbeatPrefix());
@@ -226,6 +235,13 @@ class Streamer {
     auto it = tables_.find(key_);
     if (it != tables_.end()) return it->second;
     TableInfo info = catalog_.LookupTable(std::string(schema), std::string(table));
+    // A trigger waits for this table (or its partitioned root): now that it
+    // exists, the trigger's status says so at the next report.
+    if (!waiting_for_.empty() &&
+        (waiting_for_.count(key_) > 0 ||
+         waiting_for_.count(info.root_schema + "." + info.root_table) > 0)) {
+      recheck_ = true;
+    }
     return tables_.emplace(key_, std::move(info)).first->second;
   }
 
@@ -318,6 +334,8 @@ class Streamer {
   EventBatch batch_;
   std::vector<const Trigger*> matched_;
   std::unordered_map<std::string, TableInfo> tables_;
+  std::unordered_set<std::string> waiting_for_;  // tables that triggers wait for
+  bool recheck_ = false;                         // one of them has shown up
   std::string key_;
 
   Lsn confirmed_;       // durable: sent to Postgres as the flush position

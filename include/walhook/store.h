@@ -26,6 +26,9 @@ struct TriggerHealth {
   std::string trigger_name;
   std::string last_error;
   bool blocking = true;  // the trigger makes no events at all
+  // "schema.table" when the trigger's table does not exist yet: shown
+  // inactive, it stays in the matcher, so the table's first row fires.
+  std::string waiting_for;
 };
 
 struct NodeReport {

@@ -435,6 +435,7 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     // One row per trigger: a blocking error, or the notes joined.
     std::string blocking;
     std::vector<std::string> notes;
+    std::string waiting_for;
     [&] {
       t.parsed_condition = nullptr;
       if (t.kind == EventKind::kCustom || t.kind == EventKind::kFileCreate ||
@@ -476,12 +477,10 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
           "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
           t.schema, t.table);
       if (rows.empty()) {
-        // Not blocking: a change proves the table exists, and a table created
-        // after its trigger must fire from its first row on.
-        notes.push_back(
-            fmt::format("table {}.{} does not exist in the source database (yet): the trigger "
-                        "fires once it does",
-                        t.schema, t.table));
+        // Inactive until the table exists. A change proves it does, and a
+        // table created after its trigger fires from its first row on: the
+        // trigger stays in the matcher, and that row has it checked again.
+        waiting_for = t.schema + "." + t.table;
         return;
       }
       const char replident = rows[0][0].as<std::string>().front();
@@ -526,11 +525,17 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     if (!blocking.empty()) {
       t.active = false;
       t.parsed_condition = nullptr;
-      out.push_back({t.name, std::move(blocking), true});
+      out.push_back({t.name, std::move(blocking), true, ""});
+    } else if (!waiting_for.empty()) {
+      out.push_back({t.name,
+                     fmt::format("table {} does not exist in the source database: the trigger "
+                                 "is inactive until it does, and fires from its first row on",
+                                 waiting_for),
+                     true, waiting_for});
     } else if (!notes.empty()) {
       std::string joined;
       for (const std::string& n : notes) joined += joined.empty() ? n : "; " + n;
-      out.push_back({t.name, std::move(joined), false});
+      out.push_back({t.name, std::move(joined), false, ""});
     }
   }
   return out;
