@@ -143,6 +143,8 @@ class DeliveryStore {
   std::string schema_;
   std::string node_id_;
   std::string started_;  // the database's now() when this store connected
+  std::string claim_sql_;
+  std::string next_due_sql_;
   std::unique_ptr<Receiver> receiver_;
   Notices notices_;
 };

@@ -115,11 +115,10 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   // again (at least once, same webhook-id). So commits do not wait for the
   // WAL flush.
   conn_.set_variable("synchronous_commit", "off");
-  // Plan every statement for the table as it is now. A generic plan is made
-  // once, and one made while event_logs was nearly empty (before autovacuum
-  // gave it statistics) kept scanning the whole table after a burst had
-  // filled it: 3.7 s per claim with 30k keyed events staged.
-  conn_.set_variable("plan_cache_mode", "force_custom_plan");
+  // Prepared statements get generic plans, whatever their parameters: a
+  // custom plan for 2000 outcomes hashed the whole of event_logs (315 ms
+  // with 300k rows) where the generic one probes the primary key (25 ms).
+  conn_.set_variable("plan_cache_mode", "force_generic_plan");
   if (started->empty()) {
     pqxx::nontransaction tx(conn_);
     *started = tx.exec1("SELECT now()::text")[0].as<std::string>();
@@ -153,59 +152,59 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
         "  ORDER BY p.order_key, p.source_lsn, p.source_seq, p.id LIMIT 1)",
         s, key);
   };
-  conn_.prepare(
-      "claim",
-      fmt::format(
-          "WITH t AS (SELECT * FROM unnest($1::text[], $2::int[], $5::bool[], $6::bool[]) "
-          "  AS t(name, room, ordered, walk)), "
-          "c AS ("
-          "  SELECT t.name, t.room, 0 AS branch, e.id FROM t CROSS JOIN LATERAL ("
-          "    SELECT DISTINCT r.order_key FROM {0}.event_logs r WHERE r.id = ANY($7::int8[]) "
-          "       AND r.trigger_name || '' = t.name AND r.order_key IS NOT NULL) r "
-          "  CROSS JOIN LATERAL ("
-          "    SELECT e.id FROM {0}.event_logs e WHERE e.id = {3} "
-          "       AND coalesce(e.next_at, e.ts) <= now() AND {1} FOR UPDATE SKIP LOCKED) e "
-          "  WHERE t.ordered "
-          "  UNION ALL "
-          "  SELECT t.name, t.room, 1, e.id FROM t CROSS JOIN LATERAL ("
-          "    SELECT e.id FROM {0}.event_logs e "
-          "     WHERE e.trigger_name = t.name AND e.status = 'staged' AND e.order_key IS NULL "
-          "       AND coalesce(e.next_at, e.ts) <= now() AND {1} "
-          "     ORDER BY coalesce(e.next_at, e.ts) LIMIT t.room FOR UPDATE SKIP LOCKED) e "
-          "  UNION ALL "
-          "  SELECT t.name, t.room, 2, e.id FROM t CROSS JOIN LATERAL ("
-          "    SELECT e.id FROM {0}.event_logs e "
-          "     WHERE e.trigger_name = t.name AND e.status = 'staged' "
-          "       AND e.order_key IS NOT NULL AND coalesce(e.next_at, e.ts) <= now() AND {1} "
-          "       AND (NOT t.ordered OR e.id = {4}) "
-          "     ORDER BY e.source_lsn, e.source_seq, e.id LIMIT t.room "
-          "     FOR UPDATE SKIP LOCKED) e "
-          "  WHERE NOT t.ordered OR t.walk), "
-          // Together the branches still take at most `room` of a trigger.
-          "k AS (SELECT id FROM (SELECT id, room, "
-          "  row_number() OVER (PARTITION BY name ORDER BY branch, id) AS n "
-          "  FROM (SELECT DISTINCT ON (id) * FROM c ORDER BY id, branch) d) x "
-          "  WHERE n <= room) "
-          "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
-          "  WHERE e.id = ANY(ARRAY(SELECT id FROM k)) "
-          "RETURNING e.id, e.trigger_name, e.type, e.payload, "
-          "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
-          s, lease_free, kLease.count(), first_of_key("r.order_key"), first_of_key("e.order_key")));
+  // The claim and next_due are not prepared: each execution is planned for
+  // the table as it is then. A plan kept from while event_logs was nearly
+  // empty (before autovacuum gave it statistics) kept scanning the whole
+  // table after a burst had filled it: 3.7 s per claim with 30k keyed events
+  // staged.
+  claim_sql_ = fmt::format(
+      "WITH t AS (SELECT * FROM unnest($1::text[], $2::int[], $5::bool[], $6::bool[]) "
+      "  AS t(name, room, ordered, walk)), "
+      "c AS ("
+      "  SELECT t.name, t.room, 0 AS branch, e.id FROM t CROSS JOIN LATERAL ("
+      "    SELECT DISTINCT r.order_key FROM {0}.event_logs r WHERE r.id = ANY($7::int8[]) "
+      "       AND r.trigger_name || '' = t.name AND r.order_key IS NOT NULL) r "
+      "  CROSS JOIN LATERAL ("
+      "    SELECT e.id FROM {0}.event_logs e WHERE e.id = {3} "
+      "       AND coalesce(e.next_at, e.ts) <= now() AND {1} FOR UPDATE SKIP LOCKED) e "
+      "  WHERE t.ordered "
+      "  UNION ALL "
+      "  SELECT t.name, t.room, 1, e.id FROM t CROSS JOIN LATERAL ("
+      "    SELECT e.id FROM {0}.event_logs e "
+      "     WHERE e.trigger_name = t.name AND e.status = 'staged' AND e.order_key IS NULL "
+      "       AND coalesce(e.next_at, e.ts) <= now() AND {1} "
+      "     ORDER BY coalesce(e.next_at, e.ts) LIMIT t.room FOR UPDATE SKIP LOCKED) e "
+      "  UNION ALL "
+      "  SELECT t.name, t.room, 2, e.id FROM t CROSS JOIN LATERAL ("
+      "    SELECT e.id FROM {0}.event_logs e "
+      "     WHERE e.trigger_name = t.name AND e.status = 'staged' "
+      "       AND e.order_key IS NOT NULL AND coalesce(e.next_at, e.ts) <= now() AND {1} "
+      "       AND (NOT t.ordered OR e.id = {4}) "
+      "     ORDER BY e.source_lsn, e.source_seq, e.id LIMIT t.room "
+      "     FOR UPDATE SKIP LOCKED) e "
+      "  WHERE NOT t.ordered OR t.walk), "
+      // Together the branches still take at most `room` of a trigger.
+      "k AS (SELECT id FROM (SELECT id, room, "
+      "  row_number() OVER (PARTITION BY name ORDER BY branch, id) AS n "
+      "  FROM (SELECT DISTINCT ON (id) * FROM c ORDER BY id, branch) d) x "
+      "  WHERE n <= room) "
+      "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
+      "  WHERE e.id = ANY(ARRAY(SELECT id FROM k)) "
+      "RETURNING e.id, e.trigger_name, e.type, e.payload, "
+      "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
+      s, lease_free, kLease.count(), first_of_key("r.order_key"), first_of_key("e.order_key"));
   // One index probe per trigger (event_logs_due), however long the backlog.
   // Keyed events are due when stored; their retries have timers in the node
   // that made the attempt, and the sweep (every second) finds the others.
-  conn_.prepare("next_due",
-                fmt::format("SELECT ceil(extract(epoch FROM min(x.d) - now()) * 1000)::int8 "
-                            "FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL ("
-                            "  SELECT coalesce(e.next_at, e.ts) AS d FROM {0}.event_logs e "
-                            "   WHERE e.trigger_name = t.name AND e.status = 'staged' "
-                            "     AND e.order_key IS NULL AND coalesce(e.next_at, e.ts) > now() "
-                            "   ORDER BY coalesce(e.next_at, e.ts) LIMIT 1) x",
-                            s));
-  // Outcomes, their invocation rows and the health rows: one statement. The
-  // updated rows are named by `id = ANY` as well as by the join: planned for
-  // 2000 outcomes, the join alone hashed the whole table (315 ms with 300k
-  // rows, against 25 ms through the primary key).
+  next_due_sql_ = fmt::format(
+      "SELECT ceil(extract(epoch FROM min(x.d) - now()) * 1000)::int8 "
+      "FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL ("
+      "  SELECT coalesce(e.next_at, e.ts) AS d FROM {0}.event_logs e "
+      "   WHERE e.trigger_name = t.name AND e.status = 'staged' "
+      "     AND e.order_key IS NULL AND coalesce(e.next_at, e.ts) > now() "
+      "   ORDER BY coalesce(e.next_at, e.ts) LIMIT 1) x",
+      s);
+  // Outcomes, their invocation rows and the health rows: one statement.
   conn_.prepare(
       "record",
       fmt::format(
@@ -219,7 +218,7 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "    next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
           "      ELSE e.next_at END, "
           "    lease_owner = NULL, lease_until = NULL "
-          "  FROM u WHERE e.id = u.id AND e.id = ANY($1::int8[]) AND e.{1}), "
+          "  FROM u WHERE e.id = u.id AND e.{1}), "
           "inv AS ("
           "  INSERT INTO {0}.invocation_logs (event_id, trigger_name, attempt, node_id, "
           "    invocation_time, response_status_code, response_body, error_msg, duration_ms) "
@@ -301,7 +300,8 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
   for (int64_t id : done) AppendNumber(&ids, id);
   for (std::string* s : {&names, &rooms, &ordered, &walk, &ids}) s->push_back('}');
   pqxx::nontransaction tx(conn_);
-  const auto rows = tx.exec_prepared("claim", names, rooms, node_id_, started_, ordered, walk, ids);
+  const auto rows =
+      tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids);
   std::vector<HeldEvent> out;
   out.reserve(rows.size());
   for (const auto& r : rows) {
@@ -392,7 +392,7 @@ std::optional<std::chrono::milliseconds> DeliveryStore::NextDue(
   for (const std::string& t : triggers) AppendArrayElement(&names, t);
   names += "}";
   pqxx::nontransaction tx(conn_);
-  const auto r = tx.exec_prepared("next_due", names);
+  const auto r = tx.exec_params(next_due_sql_, names);
   if (r.empty() || r[0][0].is_null()) return std::nullopt;
   return std::chrono::milliseconds(std::max<int64_t>(0, r[0][0].as<int64_t>()));
 }
