@@ -403,11 +403,26 @@ static void InstallQueueEvent(const Config& config, SourceCatalog& catalog) {
 }
 
 void Bridge::Init() {
-  EventStore store(config_.eventing_db, config_.schema, config_.node_id);
-  store.Migrate();
-  SourceCatalog catalog(config_.source);
-  PrepareSlot(catalog, config_.slot);
-  InstallQueueEvent(config_, catalog);
+  // An unreachable database is waited for, as by `run`: said once, retried
+  // with backoff, so init can run before the database is up.
+  auto backoff = milliseconds(500);
+  bool said = false;
+  for (;;) {
+    try {
+      EventStore store(config_.eventing_db, config_.schema, config_.node_id);
+      store.Migrate();
+      SourceCatalog catalog(config_.source);
+      PrepareSlot(catalog, config_.slot);
+      InstallQueueEvent(config_, catalog);
+      return;
+    } catch (const pqxx::broken_connection& e) {
+      if (!said) LogError("{}; retrying with backoff", e.what());
+      said = true;
+      SleepUnlessStopped(backoff);
+      if (g_stop) throw FatalError(kExitSetup, "stopped before the database could be reached");
+      backoff = std::min<milliseconds>(backoff * 2, kMaxBackoff);
+    }
+  }
 }
 
 void Bridge::Session(Delivery& delivery) {

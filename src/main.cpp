@@ -129,6 +129,7 @@ int Main(int argc, char** argv) {
       return Bridge(*cfg).Run();
     }
     if (cfg->command == "init") {
+      InstallSignals();
       Bridge(*cfg).Init();
       LogInfo("migrations applied and slot \"{}\" ready", cfg->slot);
       return kExitOk;
@@ -145,7 +146,7 @@ int Main(int argc, char** argv) {
     LogError("{}", e.what());
     return e.exit_code();
   } catch (const std::exception& e) {
-    // init, status and drop do not retry: say what failed and exit.
+    // status and drop do not retry: say what failed and exit.
     LogError("{}", e.what());
     return kExitSetup;
   }

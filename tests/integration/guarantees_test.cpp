@@ -433,12 +433,16 @@ TEST_CASE("setup: an unreachable source is retried and said once, then streams")
   Init(db);
   pg.Stop();
   Process walhook(RunArgs(db, "patient"));
+  // init too: it may run before the database is up.
+  Process init({WalhookBinary(), "init", "--source", db});
   std::this_thread::sleep_for(4s);
   CHECK(walhook.Running());
-  const std::string said = walhook.Output();
-  CHECK(CountLines(said, "retrying") == 1);
+  CHECK(init.Running());
+  CHECK(CountLines(walhook.Output(), "retrying") == 1);
+  CHECK(CountLines(init.Output(), "retrying") == 1);
   pg.Start();
   CHECK(WaitFor([&] { return IsStreaming(db, "patient"); }, 40s, 200ms));
+  CHECK_MESSAGE(init.Wait(40s) == 0, init.Output());
 }
 
 TEST_CASE("setup: errors a user can make get one line and the right exit code") {
