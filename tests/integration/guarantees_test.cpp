@@ -525,13 +525,34 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
     TempPostgres pg;
     const std::string db = pg.conninfo();
     Init(db);
+    Exec(db, "CREATE TABLE polite_rows (id int PRIMARY KEY)");
+    AddInsertTrigger(db, "polite_insert", "polite_rows");
     auto walhook = StartWalhook(db, "polite");
     CHECK(RunToExit({WalhookBinary(), "status", "--source", db}, &out) == 0);
     CHECK(out.find("trigger_status") != std::string::npos);
     CHECK(out.find("polite") != std::string::npos);
+    // Stopped while a transaction's events are being written: the batch in
+    // hand is written, what was stored whole is confirmed, and the rest of
+    // the transaction comes after a restart, once.
+    Exec(db, "INSERT INTO polite_rows VALUES (0)");
+    REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+    const std::string first = Q(db, "SELECT source_lsn::text FROM eventing.event_logs");
+    Exec(db, "INSERT INTO polite_rows SELECT generate_series(1, 50000)");
+    REQUIRE(
+        WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") > 1; }, 10s, 5ms));
     walhook->Signal(SIGTERM);
     CHECK(walhook->Wait(15s) == 0);
     CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots WHERE active") == 0);
+    CHECK(Q(db, "SELECT confirmed_flush_lsn >= '" + first +
+                    "' FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t");
+    // SIGINT (Ctrl-C) stops it the same way.
+    walhook = StartWalhook(db, "polite");
+    CHECK(
+        WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 50001; }, 30s));
+    walhook->Signal(SIGINT);
+    CHECK(walhook->Wait(15s) == 0);
+    CHECK(QL(db, "SELECT count(DISTINCT (source_lsn, source_seq)) FROM eventing.event_logs") ==
+          50001);
     CHECK(RunToExit({WalhookBinary(), "drop", "--source", db, "--schema-too"}, &out) == 0);
     CHECK(QL(db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'eventing'") == 0);
   }
