@@ -514,6 +514,17 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
         }
         return;
       }
+      if (!has_pk) {
+        // `find` is then not a primary key: say what it holds.
+        notes.push_back(
+            replident == 'f'
+                ? fmt::format("table {}.{} has no primary key: find holds the whole row "
+                              "(REPLICA IDENTITY FULL)",
+                              t.schema, t.table)
+                : fmt::format("table {}.{} has no primary key: find holds its replica identity "
+                              "index columns ({})",
+                              t.schema, t.table, JoinNames(key)));
+      }
       if (t.kind == EventKind::kDbUpdate && !t.columns.empty() && replident != 'f') {
         notes.push_back(
             fmt::format("without the old row walhook cannot see which columns changed, so every "

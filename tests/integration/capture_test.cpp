@@ -222,6 +222,28 @@ TEST_CASE("capture: row changes become event_logs rows with SPEC §4 data") {
     std::this_thread::sleep_for(500ms);
     CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_update'") ==
           0);
+
+    // Without a key but with REPLICA IDENTITY FULL: find is the whole row,
+    // and the trigger's status says so.
+    Exec(db, "ALTER TABLE nokey REPLICA IDENTITY FULL");
+    Exec(db, "UPDATE eventing.triggers SET retries = 1 WHERE name = 'nokey_update'");  // reload
+    REQUIRE(WaitFor(
+        [&] {
+          return Q(db,
+                   "SELECT active FROM eventing.trigger_status WHERE trigger_name = "
+                   "'nokey_update'") == "t";
+        },
+        3s));
+    CHECK(Q(db,
+            "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = "
+            "'nokey_update'")
+              .find("no primary key: find holds the whole row") != std::string::npos);
+    Exec(db, "UPDATE nokey SET y = 'c'");
+    REQUIRE(WaitCount(
+        db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'nokey_update'", 1));
+    auto upd = Json(Payload(db, "trigger_name = 'nokey_update'"));
+    CHECK(upd["find"]["x"].GetInt() == 1);
+    CHECK(std::string(upd["find"]["y"].GetString()) == "c");
   }
 
   SUBCASE("a partitioned table's trigger matches its partitions") {
