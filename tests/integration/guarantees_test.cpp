@@ -335,6 +335,35 @@ TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
   CHECK(moved("confirmed_flush_lsn"));
 }
 
+// A quiet stream still reports its position at least every 10 s: nothing
+// to decode on the source (the eventing tables are elsewhere) and no
+// heartbeat, so only walhook's own status updates refresh reply_time
+// (Postgres would ask for one only every wal_sender_timeout / 2 = 30 s).
+TEST_CASE("guarantee: a quiet stream sends a status update at least every 10 s") {
+  TempPostgres source;
+  TempPostgres eventing;
+  const std::string src = source.conninfo();
+  const std::string evt = eventing.conninfo();
+  std::string out;
+  REQUIRE_MESSAGE(
+      RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
+  Process walhook({WalhookBinary(), "run", "--source", src, "--eventing-db", evt, "--secret",
+                   kSecret, "--node-id", "quiet", "--listen", "off", "--heartbeat-interval", "1h"});
+  REQUIRE(WaitFor([&] { return IsStreaming(evt, "quiet"); }, 20s, 100ms));
+  double oldest = 0;
+  const auto until = std::chrono::steady_clock::now() + 13s;
+  while (std::chrono::steady_clock::now() < until) {
+    const std::string age =
+        Q(src, "SELECT extract(epoch FROM now() - reply_time) FROM pg_stat_replication");
+    if (!age.empty()) oldest = std::max(oldest, std::stod(age));
+    std::this_thread::sleep_for(250ms);
+  }
+  INFO(walhook.Output());
+  MESSAGE("longest time without a status update: " << oldest << " s");
+  CHECK(oldest > 0);
+  CHECK(oldest <= 10.6);
+}
+
 TEST_CASE("guarantee: the eventing database down pauses capture and delivery, nothing is lost") {
   TempPostgres source;
   TempPostgres eventing;
