@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -247,6 +248,80 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   REQUIRE(WaitFor([&] { return IsStreaming(db, "third"); }, 10s, 100ms));
   Exec(db, "INSERT INTO t VALUES (3)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 3; }, 10s));
+}
+
+// Holds back every packet to 127.0.0.2 on the loopback device while it
+// lives: a network cut, seen by both ends as silence (nothing is closed).
+// An HTB class of 8 bit/s with a one-packet queue lets one packet through
+// and drops the rest (the drop action is not in every kernel; HTB is).
+class LoopbackCut {
+ public:
+  // tc is there and may change lo (root, or CAP_NET_ADMIN).
+  static bool Usable() {
+    return std::system(
+               "tc qdisc add dev lo root handle 1: htb >/dev/null 2>&1 && "
+               "tc qdisc del dev lo root >/dev/null 2>&1") == 0;
+  }
+  LoopbackCut() {
+    ok_ = std::system(
+              "tc qdisc add dev lo root handle 1: htb default 10 && "
+              "tc class add dev lo parent 1: classid 1:10 htb rate 10gbit 2>/dev/null && "
+              "tc class add dev lo parent 1: classid 1:20 htb rate 8bit ceil 8bit "
+              "burst 1b cburst 1b 2>/dev/null && "
+              "tc qdisc add dev lo parent 1:20 handle 20: pfifo limit 1 && "
+              "tc filter add dev lo parent 1: protocol ip prio 1 u32 "
+              "match ip dst 127.0.0.2/32 flowid 1:20") == 0;
+  }
+  ~LoopbackCut() { (void)std::system("tc qdisc del dev lo root 2>/dev/null"); }
+  LoopbackCut(const LoopbackCut&) = delete;
+  LoopbackCut& operator=(const LoopbackCut&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  bool ok_ = false;
+};
+
+// SPEC §7: after a network cut (or a host crash) the streaming node's slot
+// and lock are let go within about wal_sender_timeout, and a standby takes
+// over. The lock's idle backend would otherwise live until TCP gives up on
+// it, two hours by default.
+TEST_CASE("guarantee: after a network cut, a standby takes over within wal_sender_timeout") {
+  if (!LoopbackCut::Usable()) {
+    MESSAGE("skipped: tc cannot change the loopback device here (needs root or CAP_NET_ADMIN)");
+    return;
+  }
+  TempPostgres pg(TempPostgres::Options{
+      .extra_conf = "listen_addresses = '127.0.0.1,127.0.0.2'\nwal_sender_timeout = '10s'"});
+  const std::string db = pg.conninfo();
+  std::string far = db;
+  far.replace(far.find("127.0.0.1"), 9, "127.0.0.2");  // the node that gets cut off
+  Init(db);
+  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
+  AddInsertTrigger(db, "t_insert", "t");
+  auto first = StartWalhook(far, "far", {}, db);
+  Process second(RunArgs(db, "near"));
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'near' AND role = "
+                  "'standby'") == 1;
+      },
+      10s));
+  Exec(db, "INSERT INTO t VALUES (1)");
+  REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
+
+  LoopbackCut cut;
+  REQUIRE(cut.ok());
+  const auto from = std::chrono::steady_clock::now();
+  const bool took_over = WaitFor([&] { return IsStreaming(db, "near"); }, 40s, 200ms);
+  const double after =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  MESSAGE("standby took over " << after << " s after the cut (wal_sender_timeout 10 s)");
+  INFO(second.Output());
+  REQUIRE(took_over);
+  CHECK(after <= 25.0);
+  Exec(db, "INSERT INTO t VALUES (2)");
+  CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 2; }, 10s));
 }
 
 TEST_CASE("setup: a slot held by another consumer is waited for, then streamed") {
