@@ -285,22 +285,21 @@ void SourceCatalog::CheckSetup() {
 
 SlotState SourceCatalog::Slot(const std::string& slot) {
   pqxx::nontransaction tx(conn_);
+  // One read: a slot that another node creates meanwhile is seen whole or
+  // not at all.
   const auto rows = tx.exec_params(
-      "SELECT plugin, coalesce(wal_status, ''), active, confirmed_flush_lsn::text "
-      "FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+      "SELECT plugin, coalesce(wal_status, ''), active, confirmed_flush_lsn::text, "
+      "  database, database IS NOT DISTINCT FROM current_database() "
+      "FROM pg_replication_slots WHERE slot_name = $1",
       slot);
   SlotState s;
-  if (rows.empty()) {
+  if (rows.empty()) return s;
+  if (!rows[0][5].as<bool>()) {
     // A slot of that name for another database is a setup error too.
-    const auto other =
-        tx.exec_params("SELECT database FROM pg_replication_slots WHERE slot_name = $1", slot);
-    if (!other.empty()) {
-      throw FatalError(kExitSetup,
-                       fmt::format("replication slot \"{}\" belongs to another database ({}); "
-                                   "choose another --slot",
-                                   slot, other[0][0].is_null() ? "physical" : other[0][0].c_str()));
-    }
-    return s;
+    throw FatalError(kExitSetup,
+                     fmt::format("replication slot \"{}\" belongs to another database ({}); "
+                                 "choose another --slot",
+                                 slot, rows[0][4].is_null() ? "physical" : rows[0][4].c_str()));
   }
   s.exists = true;
   s.plugin = rows[0][0].is_null() ? "" : rows[0][0].as<std::string>();

@@ -31,15 +31,21 @@ std::vector<std::string> RunArgs(const std::string& source, const std::string& n
   return args;
 }
 
-bool IsStreaming(const std::string& eventing, const std::string& node) {
+bool HasRole(const std::string& eventing, const std::string& node, const std::string& role) {
   try {
-    return QL(eventing,
-              "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-              "AND node_id = '" +
-                  node + "'") == 1;
+    return QL(eventing, "SELECT count(*) FROM eventing.bridge_status WHERE role = '" + role +
+                            "' AND node_id = '" + node + "'") == 1;
   } catch (const std::exception&) {
     return false;
   }
+}
+
+bool IsStreaming(const std::string& eventing, const std::string& node) {
+  return HasRole(eventing, node, "streaming");
+}
+
+bool IsStandby(const std::string& eventing, const std::string& node) {
+  return HasRole(eventing, node, "standby");
 }
 
 std::unique_ptr<Process> StartWalhook(const std::string& source, const std::string& node,
@@ -211,13 +217,7 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   AddInsertTrigger(db, "t_insert", "t");
   auto first = StartWalhook(db, "first");
   Process second(RunArgs(db, "second"));
-  REQUIRE(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'second' AND role = "
-                  "'standby'") == 1;
-      },
-      10s));
+  REQUIRE(WaitFor([&] { return IsStandby(db, "second"); }, 10s));
   Exec(db, "INSERT INTO t VALUES (1)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
 
@@ -237,13 +237,7 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
 
   // kill -9 of the streaming node: its connection dies with it, the lock too.
   auto third = std::make_unique<Process>(RunArgs(db, "third"));
-  REQUIRE(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'third' AND role = "
-                  "'standby'") == 1;
-      },
-      10s));
+  REQUIRE(WaitFor([&] { return IsStandby(db, "third"); }, 10s));
   second.Signal(SIGKILL);
   REQUIRE(WaitFor([&] { return IsStreaming(db, "third"); }, 10s, 100ms));
   Exec(db, "INSERT INTO t VALUES (3)");
@@ -300,13 +294,7 @@ TEST_CASE("guarantee: after a network cut, a standby takes over within wal_sende
   AddInsertTrigger(db, "t_insert", "t");
   auto first = StartWalhook(far, "far", {}, db);
   Process second(RunArgs(db, "near"));
-  REQUIRE(WaitFor(
-      [&] {
-        return QL(db,
-                  "SELECT count(*) FROM eventing.bridge_status WHERE node_id = 'near' AND role = "
-                  "'standby'") == 1;
-      },
-      10s));
+  REQUIRE(WaitFor([&] { return IsStandby(db, "near"); }, 10s));
   Exec(db, "INSERT INTO t VALUES (1)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
 
@@ -598,6 +586,14 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
                      "--eventing-db", pg.conninfo(), "--secret", "s"},
                     &out) == 1);
     CHECK(out.find("REPLICATION") != std::string::npos);
+    CHECK(CountLines(out, "\n") == 1);
+  }
+  SUBCASE("a slot of that name for another database") {
+    TempPostgres pg;
+    Exec(pg.conninfo(), "CREATE DATABASE other");
+    Exec(pg.conninfo("other"), "SELECT pg_create_logical_replication_slot('walhook', 'wal2json')");
+    CHECK(RunToExit({WalhookBinary(), "init", "--source", pg.conninfo()}, &out) == 1);
+    CHECK(out.find("belongs to another database (other)") != std::string::npos);
     CHECK(CountLines(out, "\n") == 1);
   }
   SUBCASE("a slot Postgres invalidated is never recreated silently") {
