@@ -398,18 +398,28 @@ TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
   CHECK(moved("confirmed_flush_lsn"));
 }
 
+// A source and an eventing database of their own, initialized.
+struct SourceAndEventing {
+  SourceAndEventing() {
+    std::string out;
+    REQUIRE_MESSAGE(
+        RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0,
+        out);
+  }
+  TempPostgres source;
+  TempPostgres eventing;
+  const std::string src = source.conninfo();
+  const std::string evt = eventing.conninfo();
+};
+
 // A quiet stream still reports its position at least every 10 s: nothing
 // to decode on the source (the eventing tables are elsewhere) and no
 // heartbeat, so only walhook's own status updates refresh reply_time
 // (Postgres would ask for one only every wal_sender_timeout / 2 = 30 s).
 TEST_CASE("guarantee: a quiet stream sends a status update at least every 10 s") {
-  TempPostgres source;
-  TempPostgres eventing;
-  const std::string src = source.conninfo();
-  const std::string evt = eventing.conninfo();
-  std::string out;
-  REQUIRE_MESSAGE(
-      RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
+  SourceAndEventing dbs;
+  const std::string& src = dbs.src;
+  const std::string& evt = dbs.evt;
   Process walhook({WalhookBinary(), "run", "--source", src, "--eventing-db", evt, "--secret",
                    kSecret, "--node-id", "quiet", "--listen", "off", "--heartbeat-interval", "1h"});
   REQUIRE(WaitFor([&] { return IsStreaming(evt, "quiet"); }, 20s, 100ms));
@@ -428,13 +438,10 @@ TEST_CASE("guarantee: a quiet stream sends a status update at least every 10 s")
 }
 
 TEST_CASE("guarantee: the eventing database down pauses capture and delivery, nothing is lost") {
-  TempPostgres source;
-  TempPostgres eventing;
-  const std::string src = source.conninfo();
-  const std::string evt = eventing.conninfo();
-  std::string out;
-  REQUIRE_MESSAGE(
-      RunToExit({WalhookBinary(), "init", "--source", src, "--eventing-db", evt}, &out) == 0, out);
+  SourceAndEventing dbs;
+  const std::string& src = dbs.src;
+  const std::string& evt = dbs.evt;
+  TempPostgres& eventing = dbs.eventing;
   Exec(src, "CREATE TABLE orders (id int PRIMARY KEY)");
   auto sink = StartSink(4251);
   Exec(evt,
