@@ -364,6 +364,10 @@ void Bridge::RequestStop() {
 // Prepares the slot; throws FatalError for setups the user must fix.
 static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
   catalog.CheckSetup();
+  // One node at a time: a slot being created shows in pg_replication_slots
+  // before its plugin is set. An exception leaves the lock to the
+  // connection, which the caller's catalog closes.
+  catalog.LockSlotSetup(slot, true);
   SlotState state = catalog.Slot(slot);
   if (state.exists && state.wal_status == "lost") {
     throw FatalError(kExitSetup,
@@ -384,6 +388,7 @@ static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
     LogInfo("created replication slot \"{}\" (wal2json)", slot);
     state = catalog.Slot(slot);
   }
+  catalog.LockSlotSetup(slot, false);
   return state;
 }
 

@@ -111,6 +111,9 @@ class SourceCatalog {
   void InstallQueueEvent(const std::string& schema);
   // Session advisory lock that makes one node the streaming one.
   bool TryLockSlot(const std::string& slot);
+  // Session advisory lock around looking at and creating the slot, so nodes
+  // that start together do it one at a time (waits for the lock).
+  void LockSlotSetup(const std::string& slot, bool lock);
 
   std::string Database();
   Lsn CurrentWalLsn();

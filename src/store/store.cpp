@@ -332,6 +332,13 @@ void SourceCatalog::DropSlot(const std::string& slot) {
       slot);
 }
 
+void SourceCatalog::LockSlotSetup(const std::string& slot, bool lock) {
+  pqxx::nontransaction tx(conn_);
+  tx.exec_params(fmt::format("SELECT pg_advisory_{}lock(hashtext('walhook.slot-setup.' || $1))",
+                             lock ? "" : "un"),
+                 slot);
+}
+
 bool SourceCatalog::TryLockSlot(const std::string& slot) {
   pqxx::nontransaction tx(conn_);
   // The lock lasts as long as this connection's backend. After a host crash
