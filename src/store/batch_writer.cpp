@@ -87,6 +87,7 @@ void BatchWriter::Loop(EventStore* store) {
       cv_.wait(turn, [&] { return durable_seq_ == job.seq || error_ || stop_; });
       if (error_ || stop_) throw std::runtime_error("an earlier batch was not written");
     };
+    stored.clear();  // an empty batch (a position only) stores nothing
     try {
       if (!job.batch.empty()) {
         n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored,
