@@ -261,13 +261,14 @@ class Streamer {
     }
     if (batch_.empty()) batch_started_ = Clock::now();
     for (const Trigger* t : matched_) {
-      // Delivered straight from memory after the commit when there is room;
-      // ordered triggers go through the sweep, which keeps each key in order.
+      // Delivered straight from memory after the commit when there is room,
+      // else leased at insert and loaded by id when room opens; ordered
+      // triggers go through the sweep, which keeps each key in order.
       Handoff handoff = Handoff::kSweep;
       if (t->ordered) {
         handoff = Handoff::kOrdered;
-      } else if (payload.size() <= kMaxEventBytes && delivery_.Reserve(t->name, payload.size())) {
-        handoff = Handoff::kOwned;
+      } else if (payload.size() <= kMaxEventBytes) {
+        handoff = Take(t->name, payload.size());
       }
       batch_.Add(t->name, t->type, payload, txn_ts_, txn_lsn_, seq_, handoff);
     }
@@ -288,12 +289,18 @@ class Streamer {
     const Schedule schedule{e->delay_ms, e->at_ms};
     for (const Trigger* t : matched_) {
       Handoff handoff = Handoff::kSweep;
-      if (!schedule.later() && e->payload.size() <= kMaxEventBytes &&
-          delivery_.Reserve(t->name, e->payload.size())) {
-        handoff = Handoff::kOwned;
+      if (!schedule.later() && e->payload.size() <= kMaxEventBytes) {
+        handoff = Take(t->name, e->payload.size());
       }
       batch_.Add(t->name, t->type, e->payload, txn_ts_, txn_lsn_, seq_, handoff, schedule);
     }
+  }
+
+  // How an event of `trigger` that delivery may take at once reaches it.
+  Handoff Take(const std::string& trigger, size_t bytes) {
+    if (delivery_.Reserve(trigger, bytes)) return Handoff::kOwned;
+    if (delivery_.Park()) return Handoff::kParked;
+    return Handoff::kSweep;
   }
 
   // Hands the batch and the position it completes to the writer thread.

@@ -9,7 +9,11 @@
 //
 // Limits: at most kMaxInFlight requests at once and kTriggerInFlight per
 // trigger; at most kMaxHeld events (kMaxHeldBytes of payload) held in
-// memory, kTriggerHeld per trigger — the rest wait in event_logs. An event
+// memory, kTriggerHeld per trigger — the rest wait in event_logs. Beyond
+// that, up to kMaxParked events are leased to this node at insert all the
+// same and only their ids kept ("parked"): the sweep loads them by id when
+// room opens, without the claim's write while their lease has long enough
+// to run (see DeliveryStore::LoadParked). The rest are claimed. An event
 // is held from its claim until its outcome is written, so a slow eventing
 // database slows delivery instead of piling up outcomes. A slow endpoint
 // fills only its own trigger's share.
@@ -20,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +47,7 @@ class Delivery : public CommitListener {
   static constexpr size_t kMaxHeld = 20000;
   static constexpr size_t kTriggerHeld = 10000;
   static constexpr size_t kMaxHeldBytes = 64u << 20;
+  static constexpr size_t kMaxParked = 200000;  // 8 bytes each
 
   explicit Delivery(const Config& config);
   ~Delivery() override;  // Stop()
@@ -56,6 +62,9 @@ class Delivery : public CommitListener {
   // leased at insert and handed over by Committed; false leaves the event
   // to the sweep.
   bool Reserve(const std::string& trigger, size_t bytes);
+  // When Reserve said no: room for one more parked event,
+  // leased at insert, whose id Committed keeps; false leaves it to the sweep.
+  bool Park();
   // Events of an ordered trigger were stored: sweep now.
   void Poke();
 
@@ -78,6 +87,8 @@ class Delivery : public CommitListener {
   // The rows for the custom events `outcomes` queue: one per matching trigger.
   std::vector<QueuedRow> MatchQueued(const std::vector<AttemptRecord>& outcomes) const;
   void Unhold(const std::string& trigger, size_t bytes);  // REQUIRES: mu_ held
+  // Up to `n` ids of `trigger`'s parked events, oldest first. REQUIRES: mu_ held.
+  std::vector<int64_t> TakeParked(const std::string& trigger, size_t n);
   void Wake();                                            // the store thread
 
   const Config& cfg_;
@@ -94,6 +105,10 @@ class Delivery : public CommitListener {
   std::unordered_set<int64_t> held_ids_;  // for lease renewal
   std::vector<AttemptRecord> outcomes_;   // to write
   std::vector<int64_t> releases_;         // leases to give back, no attempt made
+  // Parked events' ids by trigger, in insert order.
+  std::unordered_map<std::string, std::deque<int64_t>> parked_;
+  size_t parked_count_ = 0;     // in parked_
+  size_t parked_reserved_ = 0;  // said yes to by Park, batch not yet written
   bool poke_ = false;
   bool reload_ = false;  // the dispatcher met a trigger it does not know
   bool stopping_ = false;

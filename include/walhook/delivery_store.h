@@ -21,6 +21,10 @@ namespace walhook {
 
 // How long a node owns an event it claimed, unless it renews the lease.
 constexpr std::chrono::seconds kLease{30};
+// A parked event (leased at insert, not held in memory) is loaded without a
+// write while its lease has at least this long to run: time for the next
+// renewal, which comes every 10 s.
+constexpr std::chrono::seconds kLoadMargin{15};
 
 // What delivery needs of a trigger, read again on every change.
 struct Target {
@@ -120,6 +124,12 @@ class DeliveryStore {
   // was just written; the next event of their key is looked for first.
   std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room,
                                const std::vector<int64_t>& done = {});
+
+  // Loads the events `ids` names that are still staged and leased to this
+  // node (parked events): a read for those whose lease has at least
+  // kLoadMargin to run, time for the next renewal; the others' leases are
+  // renewed on the way (a write, as a claim's).
+  std::vector<HeldEvent> LoadParked(const std::vector<int64_t>& ids);
 
   // Writes outcomes and invocation rows in one transaction. An event no
   // longer staged (cancelled meanwhile) keeps its status.

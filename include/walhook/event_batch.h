@@ -22,6 +22,8 @@ constexpr size_t kMaxEventBytes = 8u << 20;
 enum class Handoff {
   kSweep,    // found by the sweep (no lease at insert)
   kOwned,    // leased to this node at insert and handed over in memory on commit
+  kParked,   // leased to this node at insert; only its id is kept, and the
+             // sweep loads it by id (a backlog beyond what memory holds)
   kOrdered,  // an ordered trigger's event: stored with its order key, swept in order
 };
 
@@ -87,6 +89,9 @@ class EventBatch {
   bool has_ordered() const { return has_ordered_; }
   // Whether an event is due later than its commit (the sweep must know when).
   bool has_scheduled() const { return has_scheduled_; }
+  // How many events were added as kParked (the reservations to give back
+  // once the batch is written or dropped).
+  size_t parked() const { return parked_; }
   // The kOwned events, in batch order.
   std::vector<OwnedEvent>& owned() { return owned_; }
   const std::vector<OwnedEvent>& owned() const { return owned_; }
@@ -98,6 +103,7 @@ class EventBatch {
   std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
   std::string owned_flags_, ordered_flags_, delays_, ats_;
   std::vector<OwnedEvent> owned_;
+  size_t parked_ = 0;
   bool has_ordered_ = false;
   bool has_scheduled_ = false;
 };

@@ -32,6 +32,13 @@ class Metrics {
   // the time from the event's due time to its delivery.
   void AddDelivery(std::string_view outcome, double latency_s = -1);
   void AddQueued(uint64_t n) { queued_.fetch_add(n, std::memory_order_relaxed); }
+  // Events taken for delivery: handed over in memory after their commit,
+  // parked ones loaded by id, or claimed from event_logs.
+  void AddTaken(uint64_t memory, uint64_t parked, uint64_t claimed) {
+    taken_memory_.fetch_add(memory, std::memory_order_relaxed);
+    taken_parked_.fetch_add(parked, std::memory_order_relaxed);
+    taken_claimed_.fetch_add(claimed, std::memory_order_relaxed);
+  }
   void AddFileEvents(uint64_t n) { file_events_.fetch_add(n, std::memory_order_relaxed); }
 
   // The Prometheus text exposition.
@@ -43,6 +50,7 @@ class Metrics {
   std::atomic<uint64_t> captured_{0};
   std::atomic<uint64_t> queued_{0};
   std::atomic<uint64_t> file_events_{0};
+  std::atomic<uint64_t> taken_memory_{0}, taken_parked_{0}, taken_claimed_{0};
   std::atomic<int64_t> lag_bytes_{0};
   std::atomic<int> in_flight_{0};
   std::atomic<uint64_t> processed_{0}, retried_{0}, failed_{0};

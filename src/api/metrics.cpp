@@ -63,6 +63,15 @@ std::string Metrics::Render() const {
                  "walhook_file_events_total {}\n",
                  load(file_events_));
   fmt::format_to(it,
+                 "# HELP walhook_events_taken_total Events taken for delivery: handed over in "
+                 "memory after their commit, parked (leased at insert) and loaded by id, or "
+                 "claimed from event_logs.\n"
+                 "# TYPE walhook_events_taken_total counter\n"
+                 "walhook_events_taken_total{{how=\"memory\"}} {}\n"
+                 "walhook_events_taken_total{{how=\"parked\"}} {}\n"
+                 "walhook_events_taken_total{{how=\"claimed\"}} {}\n",
+                 load(taken_memory_), load(taken_parked_), load(taken_claimed_));
+  fmt::format_to(it,
                  "# HELP walhook_deliveries_total Delivery attempts by outcome.\n"
                  "# TYPE walhook_deliveries_total counter\n"
                  "walhook_deliveries_total{{outcome=\"processed\"}} {}\n"

@@ -545,6 +545,30 @@ bool Delivery::Reserve(const std::string& trigger, size_t bytes) {
   return true;
 }
 
+bool Delivery::Park() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || parked_count_ + parked_reserved_ >= kMaxParked) return false;
+  ++parked_reserved_;
+  return true;
+}
+
+std::vector<int64_t> Delivery::TakeParked(const std::string& trigger, size_t n) {
+  std::vector<int64_t> ids;
+  auto it = parked_.find(trigger);
+  if (it == parked_.end()) return ids;
+  std::deque<int64_t>& q = it->second;
+  size_t taken = 0;
+  while (!q.empty() && taken < n) {
+    // Never an event held already: loading it again would send it twice.
+    if (held_ids_.count(q.front()) == 0) ids.push_back(q.front());
+    q.pop_front();
+    ++taken;
+  }
+  parked_count_ -= taken;
+  if (q.empty()) parked_.erase(it);
+  return ids;
+}
+
 void Delivery::Unhold(const std::string& trigger, size_t bytes) {
   held_ = held_ > 0 ? held_ - 1 : 0;
   held_bytes_ = held_bytes_ >= bytes ? held_bytes_ - bytes : 0;
@@ -568,24 +592,37 @@ void Delivery::Wake() {
 void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stored) {
   std::vector<OwnedEvent>& owned = batch.owned();
   std::vector<bool> taken(owned.size(), false);
+  // Stored rows leased to this node are held events (in `owned`) or parked
+  // ones. (lsn, seq, trigger) is unique, so a row is held exactly when its
+  // key is in `owned`: found by key, whatever order the rows come back in.
+  struct Key {
+    uint64_t lsn;
+    int seq;
+    std::string_view trigger;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.lsn) ^ (std::hash<int>()(k.seq) * 31) ^
+             std::hash<std::string_view>()(k.trigger);
+    }
+  };
+  std::unordered_map<Key, size_t, KeyHash> index;
+  index.reserve(owned.size());
+  for (size_t i = 0; i < owned.size(); ++i) {
+    index.emplace(Key{owned[i].lsn.value(), owned[i].seq, owned[i].trigger}, i);
+  }
   std::vector<HeldEvent> events;
   events.reserve(stored.size());
-  size_t cursor = 0;
+  std::vector<const StoredEvent*> parked;
   for (const StoredEvent& s : stored) {
-    // Rows come back in batch order; search from the start only if not.
-    auto matches = [&](size_t i) {
-      return !taken[i] && owned[i].seq == s.seq && owned[i].lsn == s.lsn &&
-             owned[i].trigger == s.trigger;
-    };
-    size_t i = cursor;
-    while (i < owned.size() && !matches(i)) ++i;
-    if (i == owned.size()) {
-      i = 0;
-      while (i < owned.size() && !matches(i)) ++i;
-      if (i == owned.size()) continue;
+    const auto found = index.find(Key{s.lsn.value(), s.seq, s.trigger});
+    if (found == index.end()) {
+      parked.push_back(&s);
+      continue;
     }
+    const size_t i = found->second;
     taken[i] = true;
-    cursor = i + 1;
     HeldEvent e;
     e.id = s.id;
     e.trigger = std::move(owned[i].trigger);
@@ -601,7 +638,17 @@ void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stor
       if (!taken[i]) Unhold(owned[i].trigger, owned[i].payload.size());
     }
     for (const HeldEvent& e : events) held_ids_.insert(e.id);
+    // Parked events not inserted (a replay) were reserved for nothing too.
+    parked_reserved_ -= std::min(parked_reserved_, batch.parked());
+    for (const StoredEvent* p : parked) {
+      std::deque<int64_t>& q = parked_[p->trigger];
+      if (q.empty()) poke_ = true;  // the sweep loads them once room opens
+      q.push_back(p->id);
+      ++parked_count_;
+    }
   }
+  if (!parked.empty()) Wake();
+  GlobalMetrics().AddTaken(events.size(), 0, 0);
   dispatcher_->Add(std::move(events));
   // The sweep delivers these, and learns from them when to look next.
   if (batch.has_ordered() || batch.has_scheduled()) Poke();
@@ -610,6 +657,7 @@ void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stor
 void Delivery::Dropped(EventBatch& batch) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const OwnedEvent& e : batch.owned()) Unhold(e.trigger, e.payload.size());
+  parked_reserved_ -= std::min(parked_reserved_, batch.parked());
 }
 
 void Delivery::StoreLoop() {
@@ -709,6 +757,12 @@ void Delivery::StoreSession(DeliveryStore& store) {
         outcomes_.erase(outcomes_.begin(), end);
       }
       releases.swap(releases_);
+      if (stopping_) {
+        // Parked events go back too: another node (or the next start) takes them at once.
+        for (auto& [name, q] : parked_) releases.insert(releases.end(), q.begin(), q.end());
+        parked_.clear();
+        parked_count_ = 0;
+      }
       if (poke_ || notices.wake) next_sweep = next_walk = Clock::now();
       poke_ = false;
       finished = stopping_;
@@ -877,6 +931,9 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
   // Room is reserved before the claim, so capture cannot take it meanwhile;
   // what the claim does not fill is given back.
   std::vector<ClaimRoom> room;
+  std::vector<int64_t> parked;          // to load, not claim
+  std::vector<int> parked_room;         // of each room, what `parked` fills
+  bool parked_left = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -893,20 +950,40 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
         continue;
       }
       const bool ordered = ordered_names_.count(name) > 0;
+      // Parked events first: the claim takes only what room they leave.
+      const std::vector<int64_t> ids = TakeParked(name, n);
+      parked.insert(parked.end(), ids.begin(), ids.end());
       room.push_back(
           {name, static_cast<int>(n), ordered, walk || ordered_backlog_.count(name) > 0});
+      parked_room.push_back(static_cast<int>(ids.size()));
       held_by_trigger_[name] += n;
       held_ += n;
     }
+    parked_left = parked_count_ > 0;
   }
   if (room.empty()) {
     backlog_ = true;
     return;
   }
   std::vector<HeldEvent> events;
+  size_t loaded = 0;
   try {
-    events = store.Claim(room, done);
+    events = store.LoadParked(parked);
+    loaded = events.size();
+    std::vector<ClaimRoom> claim;
+    for (size_t i = 0; i < room.size(); ++i) {
+      const ClaimRoom& r = room[i];
+      if (r.room > parked_room[i]) {
+        claim.push_back({r.trigger, r.room - parked_room[i], r.ordered, r.walk});
+      }
+    }
+    if (!claim.empty()) {
+      std::vector<HeldEvent> claimed = store.Claim(claim, done);
+      events.insert(events.end(), std::make_move_iterator(claimed.begin()),
+                    std::make_move_iterator(claimed.end()));
+    }
   } catch (...) {
+    // What was loaded stays leased until the lease runs out; then any node claims it.
     std::lock_guard<std::mutex> lock(mu_);
     for (const ClaimRoom& r : room) {
       for (int i = 0; i < r.room; ++i) Unhold(r.trigger, 0);
@@ -921,7 +998,7 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
       held_bytes_ += e.payload.size();
       held_ids_.insert(e.id);
     }
-    backlog_ = false;
+    backlog_ = parked_left;
     for (const ClaimRoom& r : room) {
       const int got = claimed.count(r.trigger) ? claimed[r.trigger] : 0;
       for (int i = got; i < r.room; ++i) Unhold(r.trigger, 0);
@@ -935,6 +1012,7 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
       }
     }
   }
+  GlobalMetrics().AddTaken(0, loaded, events.size() - loaded);
   dispatcher_->Add(std::move(events));
 }
 

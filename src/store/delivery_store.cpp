@@ -89,6 +89,24 @@ std::vector<std::string> HeaderLines(const std::string& trigger, const std::stri
   return out;
 }
 
+// Rows of (id, trigger_name, type, payload, ts in ms, attempts, chain_depth).
+std::vector<HeldEvent> HeldEvents(const pqxx::result& rows) {
+  std::vector<HeldEvent> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    HeldEvent e;
+    e.id = r[0].as<int64_t>();
+    e.trigger = r[1].as<std::string>();
+    e.type = r[2].as<std::string>();
+    e.payload.assign(r[3].c_str(), r[3].size());
+    e.ts_ms = r[4].as<int64_t>();
+    e.attempts = r[5].as<int>();
+    e.chain_depth = r[6].as<int>();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace
 
 class DeliveryStore::Receiver : public pqxx::notification_receiver {
@@ -193,6 +211,22 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       "RETURNING e.id, e.trigger_name, e.type, e.payload, "
       "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
       s, lease_free, kLease.count(), first_of_key("r.order_key"), first_of_key("e.order_key"));
+  // By primary key (see kStagedById). Both parts read one snapshot, so each
+  // row is in exactly one: the read, or the renewal (which waits for a
+  // claim of another node that took the row after its lease ran out, and
+  // then skips it).
+  const std::string columns =
+      "e.id, e.trigger_name, e.type, e.payload, (extract(epoch FROM e.ts) * 1000)::int8, "
+      "e.attempts, e.chain_depth";
+  conn_.prepare(
+      "load_parked",
+      fmt::format("WITH r AS (UPDATE {0}.event_logs e SET lease_until = now() + interval '{1} s' "
+                  "  WHERE e.id = ANY($1::int8[]) AND e.lease_owner = $2 AND e.{3} "
+                  "    AND e.lease_until <= now() + interval '{2} s' RETURNING {4}) "
+                  "SELECT {4} FROM {0}.event_logs e WHERE e.id = ANY($1::int8[]) "
+                  "  AND e.lease_owner = $2 AND e.{3} AND e.lease_until > now() + interval '{2} s' "
+                  "UNION ALL SELECT * FROM r",
+                  s, kLease.count(), kLoadMargin.count(), kStagedById, columns));
   // One index probe per trigger (event_logs_due), however long the backlog.
   // Keyed events are due when stored; their retries have timers in the node
   // that made the attempt, and the sweep (every second) finds the others.
@@ -300,22 +334,16 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
   for (int64_t id : done) AppendNumber(&ids, id);
   for (std::string* s : {&names, &rooms, &ordered, &walk, &ids}) s->push_back('}');
   pqxx::nontransaction tx(conn_);
-  const auto rows =
-      tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids);
-  std::vector<HeldEvent> out;
-  out.reserve(rows.size());
-  for (const auto& r : rows) {
-    HeldEvent e;
-    e.id = r[0].as<int64_t>();
-    e.trigger = r[1].as<std::string>();
-    e.type = r[2].as<std::string>();
-    e.payload.assign(r[3].c_str(), r[3].size());
-    e.ts_ms = r[4].as<int64_t>();
-    e.attempts = r[5].as<int>();
-    e.chain_depth = r[6].as<int>();
-    out.push_back(std::move(e));
-  }
-  return out;
+  return HeldEvents(tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids));
+}
+
+std::vector<HeldEvent> DeliveryStore::LoadParked(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return {};
+  std::string list = "{";
+  for (int64_t id : ids) AppendNumber(&list, id);
+  list += "}";
+  pqxx::nontransaction tx(conn_);
+  return HeldEvents(tx.exec_prepared("load_parked", list, node_id_));
 }
 
 void DeliveryStore::Record(const std::vector<AttemptRecord>& records,

@@ -38,6 +38,7 @@ void EventBatch::Clear() {
     s->push_back('{');
   }
   owned_.clear();
+  parked_ = 0;
   has_ordered_ = false;
   has_scheduled_ = false;
 }
@@ -46,6 +47,7 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
                      std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff,
                      const Schedule& schedule) {
   if (size_++ == 0) first_lsn_ = commit_lsn;
+  if (handoff == Handoff::kParked) ++parked_;
   AppendArrayElement(&triggers_, trigger);
   AppendArrayElement(&types_, type);
   AppendArrayElement(&timestamps_, commit_ts);
@@ -68,7 +70,7 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
   }
   if (payload.size() > kMaxEventBytes) handoff = Handoff::kSweep;
   Separator(&owned_flags_);
-  owned_flags_.push_back(handoff == Handoff::kOwned ? 't' : 'f');
+  owned_flags_.push_back(handoff == Handoff::kOwned || handoff == Handoff::kParked ? 't' : 'f');
   Separator(&ordered_flags_);
   ordered_flags_.push_back(handoff == Handoff::kOrdered ? 't' : 'f');
   has_ordered_ |= handoff == Handoff::kOrdered;

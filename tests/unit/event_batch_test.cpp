@@ -254,5 +254,23 @@ TEST_CASE("EventBatch: owned events are kept for the handoff and ordered ones fl
   CHECK(b.ordered_flags() == "{}");
 }
 
+TEST_CASE("EventBatch: parked events are leased at insert but not kept in memory") {
+  EventBatch b;
+  b.Add("mine", "DB_INSERT", R"({"a":1})", "ts", Lsn(10), 1, Handoff::kOwned);
+  b.Add("mine", "DB_INSERT", R"({"a":2})", "ts", Lsn(10), 2, Handoff::kParked);
+  b.Add("mine", "DB_INSERT", R"({"a":3})", "ts", Lsn(10), 3);
+  CHECK(b.owned_flags() == "{t,t,f}");
+  CHECK(b.owned().size() == 1);
+  CHECK(b.parked() == 1);
+  // Too large to send: stored failed and not leased, but the reservation
+  // made for it is still counted, so it is given back.
+  b.Add("mine", "DB_INSERT", std::string(kMaxEventBytes + 1, 'z'), "ts", Lsn(11), 1,
+        Handoff::kParked);
+  CHECK(b.owned_flags() == "{t,t,f,f}");
+  CHECK(b.parked() == 2);
+  b.Clear();
+  CHECK(b.parked() == 0);
+}
+
 }  // namespace
 }  // namespace walhook

@@ -20,6 +20,8 @@ TEST_CASE("Metrics: Prometheus text") {
   m.AddDelivery("processed", 0.3);
   m.AddDelivery("retry");
   m.AddDelivery("failed");
+  m.AddTaken(4, 0, 0);
+  m.AddTaken(0, 3, 1);
   const std::string text = m.Render();
   for (const char* line : {
            "walhook_events_captured_total 5\n",
@@ -28,6 +30,9 @@ TEST_CASE("Metrics: Prometheus text") {
            "walhook_deliveries_total{outcome=\"processed\"} 2\n",
            "walhook_deliveries_total{outcome=\"retry\"} 1\n",
            "walhook_deliveries_total{outcome=\"failed\"} 1\n",
+           "walhook_events_taken_total{how=\"memory\"} 4\n",
+           "walhook_events_taken_total{how=\"parked\"} 3\n",
+           "walhook_events_taken_total{how=\"claimed\"} 1\n",
            "walhook_in_flight 3\n",
            "walhook_replication_lag_bytes 1024\n",
            "# TYPE walhook_delivery_latency_seconds histogram\n",
