@@ -89,7 +89,7 @@ class Delivery : public CommitListener {
   void Unhold(const std::string& trigger, size_t bytes);  // REQUIRES: mu_ held
   // Up to `n` ids of `trigger`'s parked events, oldest first. REQUIRES: mu_ held.
   std::vector<int64_t> TakeParked(const std::string& trigger, size_t n);
-  void Wake();                                            // the store thread
+  void Wake();  // the store thread
 
   const Config& cfg_;
   std::unique_ptr<Dispatcher> dispatcher_;

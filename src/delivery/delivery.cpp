@@ -931,8 +931,8 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
   // Room is reserved before the claim, so capture cannot take it meanwhile;
   // what the claim does not fill is given back.
   std::vector<ClaimRoom> room;
-  std::vector<int64_t> parked;          // to load, not claim
-  std::vector<int> parked_room;         // of each room, what `parked` fills
+  std::vector<int64_t> parked;   // to load, not claim
+  std::vector<int> parked_room;  // of each room, what `parked` fills
   bool parked_left = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -334,7 +334,8 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
   for (int64_t id : done) AppendNumber(&ids, id);
   for (std::string* s : {&names, &rooms, &ordered, &walk, &ids}) s->push_back('}');
   pqxx::nontransaction tx(conn_);
-  return HeldEvents(tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids));
+  return HeldEvents(
+      tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids));
 }
 
 std::vector<HeldEvent> DeliveryStore::LoadParked(const std::vector<int64_t>& ids) {

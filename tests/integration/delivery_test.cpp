@@ -882,8 +882,8 @@ TEST_CASE("delivery: a backlog beyond memory is parked, loaded by id, sent once,
   MESSAGE(kFirst << " events in " << Ms(Clock::now() - start) << " ms; taken: " << taken["memory"]
                  << " from memory, " << taken["parked"] << " parked, " << taken["claimed"]
                  << " claimed");
-  CHECK(taken["parked"] > 0);     // the backlog beyond kTriggerHeld
-  CHECK(taken["claimed"] == 0);   // all of it was leased at insert
+  CHECK(taken["parked"] > 0);    // the backlog beyond kTriggerHeld
+  CHECK(taken["claimed"] == 0);  // all of it was leased at insert
   CHECK(receiver.Count() == static_cast<size_t>(kFirst));
   std::set<long> ids;
   for (const auto& a : receiver.Arrivals()) ids.insert(BodyEventId(a));
@@ -898,8 +898,9 @@ TEST_CASE("delivery: a backlog beyond memory is parked, loaded by id, sent once,
                ", " + std::to_string(kFirst + kSecond) + ") g");
   CHECK(WaitFor(
       [&] {
-        return QL(db, "SELECT count(*) FROM eventing.event_logs "
-                      "WHERE trigger_name = 'backlog_hook'") == kFirst + kSecond;
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs "
+                  "WHERE trigger_name = 'backlog_hook'") == kFirst + kSecond;
       },
       30s, 100ms));
   const long leased = QL(db,
