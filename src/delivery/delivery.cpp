@@ -937,6 +937,17 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
+    // Parked events of a trigger this node does not know (deleted, or not
+    // loaded yet): their leases go back, so the sweep claims what is still staged.
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (std::find(target_names_.begin(), target_names_.end(), it->first) != target_names_.end()) {
+        ++it;
+        continue;
+      }
+      releases_.insert(releases_.end(), it->second.begin(), it->second.end());
+      parked_count_ -= it->second.size();
+      it = parked_.erase(it);
+    }
     for (const std::string& name : target_names_) {
       const size_t global = kMaxHeld > held_ ? kMaxHeld - held_ : 0;
       if (global == 0 || held_bytes_ >= kMaxHeldBytes) break;
