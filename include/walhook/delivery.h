@@ -13,7 +13,9 @@
 // that, up to kMaxParked events are leased to this node at insert all the
 // same and only their ids kept ("parked"): the sweep loads them by id when
 // room opens, without the claim's write while their lease has long enough
-// to run (see DeliveryStore::LoadParked). The rest are claimed. An event
+// to run (see DeliveryStore::LoadParked). The rest are claimed. While other
+// nodes deliver from the same eventing database, nothing is parked: the
+// backlog is theirs to share. An event
 // is held from its claim until its outcome is written, so a slow eventing
 // database slows delivery instead of piling up outcomes. A slow endpoint
 // fills only its own trigger's share.
@@ -123,6 +125,7 @@ class Delivery : public CommitListener {
   // Ordered triggers whose room the last walking sweep filled.
   std::unordered_set<std::string> ordered_backlog_;
 
+  std::atomic<bool> peers_{false};  // other nodes reported lately: park nothing
   std::atomic<uint64_t> attempts_{0};
   std::atomic<int> in_flight_{0};
 

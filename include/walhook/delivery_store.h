@@ -145,7 +145,9 @@ class DeliveryStore {
   // returns how many. Also cancels staged events whose trigger is gone.
   size_t Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention, int limit);
 
-  void ReportDeliveries(double deliveries_per_s, int in_flight);
+  // Writes this node's delivery figures; returns how many other nodes
+  // reported within the last 5 s (they deliver too).
+  size_t ReportDeliveries(double deliveries_per_s, int in_flight);
 
  private:
   class Receiver;

@@ -546,6 +546,9 @@ bool Delivery::Reserve(const std::string& trigger, size_t bytes) {
 }
 
 bool Delivery::Park() {
+  // With other nodes delivering from this eventing database, a backlog is
+  // left unleased for all of them to claim.
+  if (peers_) return false;
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ || parked_count_ + parked_reserved_ >= kMaxParked) return false;
   ++parked_reserved_;
@@ -724,7 +727,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
   auto next_walk = now;
   std::vector<int64_t> done;
   auto next_renew = now + kRenewInterval;
-  auto next_report = now + kReportInterval;
+  auto next_report = now;  // at once: it also tells whether other nodes deliver
   auto next_retention = now + milliseconds(5000);
   uint64_t reported_attempts = attempts_;
   auto last_report = now;
@@ -860,8 +863,9 @@ void Delivery::StoreSession(DeliveryStore& store) {
     if (now >= next_report) {
       const double secs = std::chrono::duration<double>(now - last_report).count();
       const uint64_t a = attempts_;
-      store.ReportDeliveries(secs > 0 ? static_cast<double>(a - reported_attempts) / secs : 0,
-                             in_flight_);
+      const size_t peers = store.ReportDeliveries(
+          secs > 0 ? static_cast<double>(a - reported_attempts) / secs : 0, in_flight_);
+      peers_ = peers > 0;
       reported_attempts = a;
       last_report = now;
       next_report = now + kReportInterval;

@@ -469,12 +469,16 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
   return r[0].as<size_t>();
 }
 
-void DeliveryStore::ReportDeliveries(double deliveries_per_s, int in_flight) {
+size_t DeliveryStore::ReportDeliveries(double deliveries_per_s, int in_flight) {
   pqxx::nontransaction tx(conn_);
-  tx.exec_params(fmt::format("UPDATE {}.nodes SET deliveries_per_s = $2, in_flight = $3 "
-                             "WHERE node_id = $1",
-                             conn_.quote_name(schema_)),
-                 node_id_, deliveries_per_s, in_flight);
+  const auto r = tx.exec_params1(
+      fmt::format("WITH u AS (UPDATE {0}.nodes SET deliveries_per_s = $2, in_flight = $3 "
+                  "  WHERE node_id = $1) "
+                  "SELECT count(*) FROM {0}.nodes "
+                  "WHERE node_id <> $1 AND updated_at > now() - interval '5 s'",
+                  conn_.quote_name(schema_)),
+      node_id_, deliveries_per_s, in_flight);
+  return r[0].as<size_t>();
 }
 
 }  // namespace walhook

@@ -934,6 +934,55 @@ TEST_CASE("delivery: a backlog beyond memory is parked, loaded by id, sent once,
   CHECK(twice == 0);  // a graceful stop sends nothing twice
 }
 
+// Parking is for a node delivering alone: with another node delivering from
+// the same eventing database, the backlog beyond memory is stored unleased,
+// so both claim from it (parked, only the capturing node could send it).
+TEST_CASE("delivery: with two nodes, a backlog beyond memory is shared, not parked") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE shared_rows (id int PRIMARY KEY)");
+  Receiver receiver(4342, [](const Arrival&) {
+    Reply r;
+    r.delay = 20ms;
+    return r;
+  });
+  AddHook(db, {.name = "shared_hook", .table = "shared_rows", .url = receiver.Url("/shared")});
+  auto a = StartWalhook(db, "node-a", {"--listen", "127.0.0.1:4343"});
+  auto b = StartWalhook(db, "node-b", {}, "standby");
+  std::this_thread::sleep_for(1500ms);  // each has seen the other report
+  constexpr long kEvents = static_cast<long>(Delivery::kTriggerHeld) + 15000;
+  Exec(db, "INSERT INTO shared_rows SELECT g FROM generate_series(1, " + std::to_string(kEvents) +
+               ") g");
+  {
+    const bool done = WaitFor(
+        [&] {
+          return QL(db,
+                    "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'shared_hook' "
+                    "AND status = 'processed'") == kEvents;
+        },
+        90s, 200ms);
+    INFO(a->Output());
+    REQUIRE(done);
+  }
+  std::map<std::string, long> from;
+  std::map<long, int> per_id;
+  for (const auto& arrival : receiver.Arrivals()) {
+    ++from[BodySource(arrival)];
+    ++per_id[BodyEventId(arrival)];
+  }
+  const std::map<std::string, long> taken = TakenCounts(4343);
+  MESSAGE("node-a sent " << from["node-a"] << ", node-b " << from["node-b"] << "; node-a took "
+                         << (taken.count("parked") ? taken.at("parked") : -1) << " parked");
+  CHECK(taken.count("parked") == 1);
+  CHECK(taken.at("parked") == 0);
+  CHECK(from["node-b"] > 0);  // the standby claimed part of the backlog
+  CHECK(per_id.size() == static_cast<size_t>(kEvents));
+  size_t twice = 0;
+  for (const auto& [id, n] : per_id) twice += n > 1 ? 1 : 0;
+  CHECK(twice == 0);
+}
+
 // One busy key of an ordered trigger: its events all wait behind the first.
 // Each claim used to read them all to find that one, so the key moved at a
 // pace that fell with its length (of 5000 events, 1012 in the first minute);

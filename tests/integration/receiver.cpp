@@ -11,8 +11,10 @@ namespace walhook::test {
 namespace {
 
 // Enough workers that hung requests to one receiver do not keep it from
-// reading the next ones (each request in a delay or hang holds a worker).
-constexpr size_t kWorkerThreads = 64;
+// reading the next ones (each request in a delay or hang holds a worker),
+// and that two nodes can each keep a trigger's 64 connections open (each
+// kept-alive connection holds a worker too).
+constexpr size_t kWorkerThreads = 160;
 // httplib 0.11 listens with a backlog of 5; a burst of connections beyond it
 // would wait for SYN retransmits (1 s) and distort the timings tests measure.
 constexpr int kListenBacklog = 1024;
