@@ -628,7 +628,7 @@ void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stor
     taken[i] = true;
     HeldEvent e;
     e.id = s.id;
-    e.trigger = std::move(owned[i].trigger);
+    e.trigger = owned[i].trigger;  // a copy: `index` keys view these names
     e.type = std::move(owned[i].type);
     e.payload = std::move(owned[i].payload);
     e.ts_ms = s.ts_ms;
