@@ -52,6 +52,14 @@ void AppendNumber(std::string* literal, int64_t value) {
   literal->append(std::to_string(value));
 }
 
+// An int8[] literal of `ids`.
+std::string IdArray(const std::vector<int64_t>& ids) {
+  std::string out = "{";
+  for (int64_t id : ids) AppendNumber(&out, id);
+  out.push_back('}');
+  return out;
+}
+
 std::string_view StatusName(EventStatus s) {
   switch (s) {
     case EventStatus::kStaged: return "staged";
@@ -324,15 +332,15 @@ std::vector<Target> DeliveryStore::LoadTargets() {
 
 std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
                                             const std::vector<int64_t>& done) {
-  std::string names = "{", rooms = "{", ordered = "{", walk = "{", ids = "{";
+  std::string names = "{", rooms = "{", ordered = "{", walk = "{";
   for (const ClaimRoom& r : room) {
     AppendArrayElement(&names, r.trigger);
     AppendNumber(&rooms, r.room);
     AppendArrayElement(&ordered, r.ordered ? "t" : "f");
     AppendArrayElement(&walk, r.walk ? "t" : "f");
   }
-  for (int64_t id : done) AppendNumber(&ids, id);
-  for (std::string* s : {&names, &rooms, &ordered, &walk, &ids}) s->push_back('}');
+  for (std::string* s : {&names, &rooms, &ordered, &walk}) s->push_back('}');
+  const std::string ids = IdArray(done);
   pqxx::nontransaction tx(conn_);
   return HeldEvents(
       tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids));
@@ -340,9 +348,7 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
 
 std::vector<HeldEvent> DeliveryStore::LoadParked(const std::vector<int64_t>& ids) {
   if (ids.empty()) return {};
-  std::string list = "{";
-  for (int64_t id : ids) AppendNumber(&list, id);
-  list += "}";
+  const std::string list = IdArray(ids);
   pqxx::nontransaction tx(conn_);
   return HeldEvents(tx.exec_prepared("load_parked", list, node_id_));
 }
@@ -404,9 +410,7 @@ void DeliveryStore::Record(const std::vector<AttemptRecord>& records,
 
 void DeliveryStore::Renew(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
-  std::string list = "{";
-  for (int64_t id : ids) AppendNumber(&list, id);
-  list += "}";
+  const std::string list = IdArray(ids);
   pqxx::nontransaction tx(conn_);
   tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_until = now() + interval '{} s' "
                              "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
@@ -428,9 +432,7 @@ std::optional<std::chrono::milliseconds> DeliveryStore::NextDue(
 
 void DeliveryStore::Release(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
-  std::string list = "{";
-  for (int64_t id : ids) AppendNumber(&list, id);
-  list += "}";
+  const std::string list = IdArray(ids);
   pqxx::nontransaction tx(conn_);
   tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_owner = NULL, lease_until = NULL "
                              "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
