@@ -128,6 +128,7 @@ class SourceCatalog {
 
  private:
   pqxx::connection conn_;
+  int tcp_timeouts_pid_ = 0;  // the backend TryLockSlot gave its TCP settings
 };
 
 }  // namespace walhook

@@ -344,11 +344,15 @@ bool SourceCatalog::TryLockSlot(const std::string& slot) {
   // The lock lasts as long as this connection's backend. After a host crash
   // or a network cut, Postgres would keep that idle backend until TCP gave
   // up on it (two hours by default); with these it lets go about when
-  // wal_sender_timeout ends the stream, so a standby can take over.
-  tx.exec(
-      "SELECT set_config('tcp_keepalives_idle', '5', false), "
-      "set_config('tcp_keepalives_interval', '5', false), "
-      "set_config('tcp_user_timeout', current_setting('wal_sender_timeout'), false)");
+  // wal_sender_timeout ends the stream, so a standby can take over. Session
+  // settings: once per backend, not on every try of a standby.
+  if (tcp_timeouts_pid_ != conn_.backendpid()) {
+    tx.exec(
+        "SELECT set_config('tcp_keepalives_idle', '5', false), "
+        "set_config('tcp_keepalives_interval', '5', false), "
+        "set_config('tcp_user_timeout', current_setting('wal_sender_timeout'), false)");
+    tcp_timeouts_pid_ = conn_.backendpid();
+  }
   return tx.exec_params1("SELECT pg_try_advisory_lock(hashtext('walhook.slot.' || $1))", slot)[0]
       .as<bool>();
 }
