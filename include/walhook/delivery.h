@@ -29,6 +29,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -57,7 +58,8 @@ class Delivery : public CommitListener {
   void Start();
   // Stops taking work, lets requests in flight finish (up to their timeout,
   // at most 10 s), writes their outcomes and releases the leases of events
-  // not sent, so another node (or the next start) takes them at once.
+  // not sent, so another node (or the next start) takes them at once: as
+  // many as it can in 3 s after the last request (the rest wait out their lease).
   void Stop();
 
   // Room for one more event of `trigger` with a payload of `bytes`, to be
@@ -91,6 +93,9 @@ class Delivery : public CommitListener {
   void Unhold(const std::string& trigger, size_t bytes);  // REQUIRES: mu_ held
   // Up to `n` ids of `trigger`'s parked events, oldest first. REQUIRES: mu_ held.
   std::vector<int64_t> TakeParked(const std::string& trigger, size_t n);
+  // At a stop: the next chunk of leases to give back into `releases`; a
+  // while after the dispatcher has `sent_all`, forgets the rest. REQUIRES: mu_ held.
+  void GiveBack(bool sent_all, std::vector<int64_t>* releases);
   void Wake();  // the store thread
 
   const Config& cfg_;
@@ -115,6 +120,7 @@ class Delivery : public CommitListener {
   bool reload_ = false;  // the dispatcher met a trigger it does not know
   bool stopping_ = false;
   bool store_done_ = false;
+  std::optional<std::chrono::steady_clock::time_point> release_by_;  // at a stop
 
   // The store thread's own.
   std::string started_;  // the database's time at the first connection

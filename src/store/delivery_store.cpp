@@ -434,8 +434,12 @@ void DeliveryStore::Release(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
   const std::string list = IdArray(ids);
   pqxx::nontransaction tx(conn_);
-  tx.exec_params(fmt::format("UPDATE {}.event_logs SET lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {}",
+  // A row someone else has locked is left to its lease: a stop must not wait
+  // on another transaction (a user's, or a claim of a lease already run out).
+  tx.exec_params(fmt::format("UPDATE {0}.event_logs SET lease_owner = NULL, lease_until = NULL "
+                             "WHERE id IN (SELECT id FROM {0}.event_logs "
+                             "  WHERE id = ANY($1::int8[]) AND lease_owner = $2 AND {1} "
+                             "  FOR UPDATE SKIP LOCKED)",
                              conn_.quote_name(schema_), kStagedById),
                  list, node_id_);
 }
