@@ -368,6 +368,18 @@ void Bridge::RequestStop() {
   g_stop = true;
 }
 
+// A slot Postgres invalidated: the events since its confirmed position are
+// gone, and walhook says from where (SPEC §7) instead of recreating it.
+static void ThrowIfLost(const SlotState& state, const std::string& slot) {
+  if (!state.exists || state.wal_status != "lost") return;
+  throw FatalError(kExitSetup,
+                   fmt::format("replication slot \"{}\" was invalidated by Postgres "
+                               "(wal_status = lost): events since LSN {} were lost. walhook "
+                               "will not recreate it silently: run `walhook drop`, then "
+                               "`walhook run` to start from now (and re-sync what changed)",
+                               slot, state.confirmed_flush));
+}
+
 // Prepares the slot; throws FatalError for setups the user must fix.
 static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
   catalog.CheckSetup();
@@ -376,14 +388,7 @@ static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
   // connection, which the caller's catalog closes.
   catalog.LockSlotSetup(slot, true);
   SlotState state = catalog.Slot(slot);
-  if (state.exists && state.wal_status == "lost") {
-    throw FatalError(kExitSetup,
-                     fmt::format("replication slot \"{}\" was invalidated by Postgres "
-                                 "(wal_status = lost): events since LSN {} were lost. walhook "
-                                 "will not recreate it silently: run `walhook drop`, then "
-                                 "`walhook run` to start from now (and re-sync what changed)",
-                                 slot, state.confirmed_flush));
-  }
+  ThrowIfLost(state, slot);
   if (state.exists && state.plugin != "wal2json") {
     throw FatalError(kExitSetup,
                      fmt::format("replication slot \"{}\" uses the plugin \"{}\", not wal2json: "
@@ -467,8 +472,10 @@ void Bridge::Session(Delivery& delivery) {
         std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
   }
   BatchWriter writer(std::move(writer_stores), store.LastStoredLsn(), &delivery);
-  // A standby waited: the streaming node moved the slot meanwhile.
+  // A standby waited: the streaming node moved the slot meanwhile, or
+  // Postgres invalidated it.
   slot = catalog.Slot(config_.slot);
+  ThrowIfLost(slot, config_.slot);
   Streamer streamer(config_, store, writer, catalog, delivery, slot.confirmed_flush);
   streamer.ReloadTriggers();
   const std::vector<std::pair<std::string, std::string>> options = {
@@ -484,7 +491,13 @@ void Bridge::Session(Delivery& delivery) {
   for (int attempt = 0;; ++attempt) {
     try {
       ReplicationStream repl(config_.source, config_.slot);
-      repl.Start(options);
+      try {
+        repl.Start(options);
+      } catch (const FatalError&) {
+        // Invalidated since it was read: say so with the position.
+        ThrowIfLost(catalog.Slot(config_.slot), config_.slot);
+        throw;
+      }
       LogInfo("streaming slot \"{}\" from {} (node {}{})", config_.slot, slot.confirmed_flush,
               config_.node_id,
               config_.listen == "off" ? "" : ", HTTP API on http://" + config_.listen);

@@ -223,6 +223,42 @@ TEST_CASE(
                 walhook->Output());
 }
 
+TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming the LSN") {
+  TempPostgres::Options o;
+  o.extra_conf = "max_slot_wal_keep_size = 1MB";
+  TempPostgres pg(o);
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
+  AddInsertTrigger(db, "t_insert", "t");
+  auto first = StartWalhook(db, "first");
+  Process second(RunArgs(db, "second"));
+  REQUIRE(WaitFor([&] { return IsStandby(db, "second"); }, 10s));
+  // The streaming node hangs; the WAL it holds outgrows max_slot_wal_keep_size
+  // and Postgres invalidates the slot. Then the node dies, and the standby
+  // takes the slot over.
+  first->Signal(SIGSTOP);
+  Exec(db, "CREATE TABLE filler (v text)");
+  for (int i = 0; i < 4; ++i) Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
+  Exec(db, "CHECKPOINT");
+  REQUIRE(WaitFor(
+      [&] {
+        return Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
+               "lost";
+      },
+      10s));
+  const std::string confirmed = Q(
+      db, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walhook'");
+  first->Signal(SIGKILL);
+  first->Wait(5s);
+  CHECK(second.Wait(20s) == 1);
+  const std::string out = second.Output();
+  INFO(out);
+  CHECK(out.find("events since LSN " + confirmed + " were lost") != std::string::npos);
+  CHECK(out.find("walhook drop") != std::string::npos);
+  CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
+}
+
 TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's exit") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
