@@ -78,6 +78,21 @@ void AddInsertTrigger(const std::string& conninfo, const std::string& name,
                      "', 'DB_INSERT', '" + table + "', 'http://127.0.0.1:9/')");
 }
 
+// A server whose slots may hold at most 1 MB of WAL.
+TempPostgres::Options SmallSlotLimit() {
+  TempPostgres::Options o;
+  o.extra_conf = "max_slot_wal_keep_size = 1MB";
+  return o;
+}
+
+// Writes past that limit and checkpoints: Postgres invalidates the slot
+// (wal_status = lost) unless a consumer confirmed it meanwhile.
+void OutgrowSlot(const std::string& db) {
+  Exec(db, "CREATE TABLE filler (v text)");
+  for (int i = 0; i < 4; ++i) Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
+  Exec(db, "CHECKPOINT");
+}
+
 long PeakRssKiB(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -224,9 +239,7 @@ TEST_CASE(
 }
 
 TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming the LSN") {
-  TempPostgres::Options o;
-  o.extra_conf = "max_slot_wal_keep_size = 1MB";
-  TempPostgres pg(o);
+  TempPostgres pg(SmallSlotLimit());
   const std::string db = pg.conninfo();
   Init(db);
   Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
@@ -238,9 +251,7 @@ TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming t
   // and Postgres invalidates the slot. Then the node dies, and the standby
   // takes the slot over.
   first->Signal(SIGSTOP);
-  Exec(db, "CREATE TABLE filler (v text)");
-  for (int i = 0; i < 4; ++i) Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
-  Exec(db, "CHECKPOINT");
+  OutgrowSlot(db);
   REQUIRE(WaitFor(
       [&] {
         return Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
@@ -654,16 +665,10 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
     CHECK(CountLines(out, "\n") == 1);
   }
   SUBCASE("a slot Postgres invalidated is never recreated silently") {
-    TempPostgres::Options o;
-    o.extra_conf = "max_slot_wal_keep_size = 1MB";
-    TempPostgres pg(o);
+    TempPostgres pg(SmallSlotLimit());
     const std::string db = pg.conninfo();
     Init(db);
-    Exec(db, "CREATE TABLE filler (v text)");
-    for (int i = 0; i < 4; ++i) {
-      Exec(db, "INSERT INTO filler VALUES ('x'); SELECT pg_switch_wal();");
-    }
-    Exec(db, "CHECKPOINT");
+    OutgrowSlot(db);
     REQUIRE(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
             "lost");
     CHECK(RunToExit(RunArgs(db, "late"), &out) == 1);
