@@ -97,7 +97,13 @@ std::vector<std::string> HeaderLines(const std::string& trigger, const std::stri
   return out;
 }
 
-// Rows of (id, trigger_name, type, payload, ts in ms, attempts, chain_depth).
+// What a statement returns of the events it hands to the dispatcher, in the
+// order HeldEvents reads them (event_logs as `e`).
+constexpr const char* kHeldColumns =
+    "e.id, e.trigger_name, e.type, e.payload, (extract(epoch FROM e.ts) * 1000)::int8, "
+    "e.attempts, e.chain_depth";
+
+// Rows of kHeldColumns.
 std::vector<HeldEvent> HeldEvents(const pqxx::result& rows) {
   std::vector<HeldEvent> out;
   out.reserve(rows.size());
@@ -216,16 +222,13 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       "  WHERE n <= room) "
       "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
       "  WHERE e.id = ANY(ARRAY(SELECT id FROM k)) "
-      "RETURNING e.id, e.trigger_name, e.type, e.payload, "
-      "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth",
-      s, lease_free, kLease.count(), first_of_key("r.order_key"), first_of_key("e.order_key"));
+      "RETURNING {5}",
+      s, lease_free, kLease.count(), first_of_key("r.order_key"), first_of_key("e.order_key"),
+      kHeldColumns);
   // By primary key (see kStagedById). Both parts read one snapshot, so each
   // row is in exactly one: the read, or the renewal (which waits for a
   // claim of another node that took the row after its lease ran out, and
   // then skips it).
-  const std::string columns =
-      "e.id, e.trigger_name, e.type, e.payload, (extract(epoch FROM e.ts) * 1000)::int8, "
-      "e.attempts, e.chain_depth";
   conn_.prepare(
       "load_parked",
       fmt::format("WITH r AS (UPDATE {0}.event_logs e SET lease_until = now() + interval '{1} s' "
@@ -234,7 +237,7 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
                   "SELECT {4} FROM {0}.event_logs e WHERE e.id = ANY($1::int8[]) "
                   "  AND e.lease_owner = $2 AND e.{3} AND e.lease_until > now() + interval '{2} s' "
                   "UNION ALL SELECT * FROM r",
-                  s, kLease.count(), kLoadMargin.count(), kStagedById, columns));
+                  s, kLease.count(), kLoadMargin.count(), kStagedById, kHeldColumns));
   // One index probe per trigger (event_logs_due), however long the backlog.
   // Keyed events are due when stored; their retries have timers in the node
   // that made the attempt, and the sweep (every second) finds the others.
