@@ -37,7 +37,9 @@ constexpr size_t kBatchBytes = 16u << 20;
 constexpr milliseconds kBatchAge{20};
 // Connections writing batches at once: two keep both cores busy under load.
 constexpr int kWriters = 2;
-constexpr milliseconds kStatusInterval{10000};
+// A status update goes out at least every 10 s, quiet or not: sent every
+// 5 s, a stall of the loop (a slow report write) does not break that.
+constexpr milliseconds kStatusInterval{5000};
 constexpr milliseconds kReportInterval{1000};
 constexpr milliseconds kTriggerRecheck{10000};
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
