@@ -282,8 +282,21 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
   auto walhook = StartWalhook(pg);
   const std::string count =
       "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'welcome'";
+  // Trigger changes reach walhook by NOTIFY, beside the stream: before the
+  // next change, wait until walhook has confirmed the row just inserted, so
+  // that the row is matched against the triggers of its time.
+  const auto insert_handled = [&](const std::string& email) {
+    Exec(db, "INSERT INTO signups (email) VALUES ('" + email + "')");
+    const std::string lsn = Q(db, "SELECT pg_current_wal_lsn()");  // past its commit
+    REQUIRE(WaitFor(
+        [&] {
+          return Q(db, "SELECT confirmed_flush_lsn >= '" + lsn +
+                           "' FROM pg_replication_slots WHERE slot_name = 'walhook'") == "t";
+        },
+        10s, 20ms));
+  };
 
-  Exec(db, "INSERT INTO signups (email) VALUES ('before@x')");
+  insert_handled("before@x");
   AddTrigger(db, "welcome", "DB_INSERT", "'signups'");
   std::this_thread::sleep_for(1s);
   Exec(db, "INSERT INTO signups (email) VALUES ('added@x')");
@@ -291,7 +304,7 @@ TEST_CASE("capture: trigger changes take effect within a second, without a resta
 
   Exec(db, "UPDATE eventing.triggers SET enabled = false WHERE name = 'welcome'");
   std::this_thread::sleep_for(1s);
-  Exec(db, "INSERT INTO signups (email) VALUES ('disabled@x')");
+  insert_handled("disabled@x");
   Exec(db, "UPDATE eventing.triggers SET enabled = true WHERE name = 'welcome'");
   std::this_thread::sleep_for(1s);
   Exec(db, "INSERT INTO signups (email) VALUES ('enabled@x')");
