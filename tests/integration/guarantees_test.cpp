@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -485,21 +486,30 @@ TEST_CASE("guarantee: a quiet stream sends a status update at least every 10 s")
                    kSecret, "--node-id", "quiet", "--listen", "off", "--heartbeat-interval", "1h"});
   REQUIRE(WaitFor([&] { return IsStreaming(evt, "quiet"); }, 20s, 100ms));
   // reply_time is the send time walhook puts in each update: the gaps
-  // between its values are walhook's own, free of this loop's sampling.
+  // between its values are walhook's own, free of this loop's sampling;
+  // the age at each sample catches updates that stop.
   std::vector<double> sent;
+  double oldest = 0;
   const auto until = std::chrono::steady_clock::now() + 13s;
   while (std::chrono::steady_clock::now() < until) {
-    const std::string at = Q(src, "SELECT extract(epoch FROM reply_time) FROM pg_stat_replication");
-    if (!at.empty() && (sent.empty() || std::stod(at) != sent.back()))
-      sent.push_back(std::stod(at));
+    const std::string row = Q(src,
+                              "SELECT extract(epoch FROM reply_time) || ' ' || "
+                              "extract(epoch FROM now() - reply_time) FROM pg_stat_replication");
+    double at = 0, age = 0;
+    if (std::istringstream(row) >> at >> age) {
+      if (sent.empty() || at != sent.back()) sent.push_back(at);
+      oldest = std::max(oldest, age);
+    }
     std::this_thread::sleep_for(200ms);
   }
   double longest = 0;
   for (size_t i = 1; i < sent.size(); ++i) longest = std::max(longest, sent[i] - sent[i - 1]);
   INFO(walhook.Output());
-  MESSAGE(sent.size() << " status updates in 13 s; longest gap " << longest << " s");
+  MESSAGE(sent.size() << " status updates in 13 s; longest gap " << longest << " s; oldest seen "
+                      << oldest << " s");
   CHECK(sent.size() >= 2);
   CHECK(longest <= 10.0);
+  CHECK(oldest <= 10.0);
 }
 
 TEST_CASE("guarantee: the eventing database down pauses capture and delivery, nothing is lost") {
