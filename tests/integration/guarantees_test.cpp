@@ -79,6 +79,18 @@ void AddInsertTrigger(const std::string& conninfo, const std::string& name,
                      "', 'DB_INSERT', '" + table + "', 'http://127.0.0.1:9/')");
 }
 
+// A table t with an insert trigger, node "first" streaming it and node
+// "second" standing by.
+std::pair<std::unique_ptr<Process>, std::unique_ptr<Process>> StreamingAndStandby(
+    const std::string& db) {
+  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
+  AddInsertTrigger(db, "t_insert", "t");
+  auto first = StartWalhook(db, "first");
+  auto second = std::make_unique<Process>(RunArgs(db, "second"));
+  REQUIRE(WaitFor([&] { return IsStandby(db, "second"); }, 10s));
+  return {std::move(first), std::move(second)};
+}
+
 // A server whose slots may hold at most 1 MB of WAL.
 TempPostgres::Options SmallSlotLimit() {
   TempPostgres::Options o;
@@ -243,11 +255,7 @@ TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming t
   TempPostgres pg(SmallSlotLimit());
   const std::string db = pg.conninfo();
   Init(db);
-  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
-  AddInsertTrigger(db, "t_insert", "t");
-  auto first = StartWalhook(db, "first");
-  Process second(RunArgs(db, "second"));
-  REQUIRE(WaitFor([&] { return IsStandby(db, "second"); }, 10s));
+  auto [first, second] = StreamingAndStandby(db);
   // The streaming node hangs; the WAL it holds outgrows max_slot_wal_keep_size
   // and Postgres invalidates the slot. Then the node dies, and the standby
   // takes the slot over.
@@ -263,8 +271,8 @@ TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming t
       db, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walhook'");
   first->Signal(SIGKILL);
   first->Wait(5s);
-  CHECK(second.Wait(20s) == 1);
-  const std::string out = second.Output();
+  CHECK(second->Wait(20s) == 1);
+  const std::string out = second->Output();
   INFO(out);
   CHECK(out.find("events since LSN " + confirmed + " were lost") != std::string::npos);
   CHECK(out.find("walhook drop") != std::string::npos);
@@ -275,11 +283,7 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Exec(db, "CREATE TABLE t (id int PRIMARY KEY)");
-  AddInsertTrigger(db, "t_insert", "t");
-  auto first = StartWalhook(db, "first");
-  Process second(RunArgs(db, "second"));
-  REQUIRE(WaitFor([&] { return IsStandby(db, "second"); }, 10s));
+  auto [first, second] = StreamingAndStandby(db);
   Exec(db, "INSERT INTO t VALUES (1)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 1; }, 10s));
 
@@ -290,7 +294,7 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   MESSAGE("standby took over after "
           << std::chrono::duration<double>(std::chrono::steady_clock::now() - exited).count()
           << " s");
-  INFO(second.Output());
+  INFO(second->Output());
   REQUIRE(took_over);
   Exec(db, "INSERT INTO t VALUES (2)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 2; }, 10s));
@@ -300,7 +304,7 @@ TEST_CASE("guarantee: a standby takes over within 10 s of the streaming node's e
   // kill -9 of the streaming node: its connection dies with it, the lock too.
   auto third = std::make_unique<Process>(RunArgs(db, "third"));
   REQUIRE(WaitFor([&] { return IsStandby(db, "third"); }, 10s));
-  second.Signal(SIGKILL);
+  second->Signal(SIGKILL);
   REQUIRE(WaitFor([&] { return IsStreaming(db, "third"); }, 10s, 100ms));
   Exec(db, "INSERT INTO t VALUES (3)");
   REQUIRE(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_logs") == 3; }, 10s));
