@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1610,6 +1611,51 @@ TEST_CASE("delivery: eventing.redeliver and eventing.cancel") {
   CHECK(CountFor(hook, "/ord", ord1_id) == ord1_tries);
   CHECK(Status(db, ord1_id) == "cancel");
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
+}
+
+// The GRANT lines of README.md's "Who may write eventing.triggers".
+std::vector<std::string> ReadmeGrants() {
+  std::ifstream in(SourceRoot() + "/README.md");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("GRANT ", 0) == 0 && line.find("app_team") != std::string::npos) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("sql: with the README's grants a team manages triggers and reads the status") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  const auto grants = ReadmeGrants();
+  REQUIRE(grants.size() == 3);
+  Exec(db, "CREATE ROLE app_team LOGIN");
+  for (const std::string& g : grants) Exec(db, g);
+  const std::string team = pg.conninfo("postgres", "app_team");
+
+  AddHook(team, {.name = "signup", .table = "users", .url = "http://127.0.0.1:9/"});
+  AddHook(team, {.name = "other", .table = "users", .url = "http://127.0.0.1:9/"});
+  Exec(team, "UPDATE eventing.triggers SET retries = 0 WHERE name = 'signup'");
+  // Events waiting for both triggers (walhook is not running).
+  Exec(db,
+       "INSERT INTO eventing.event_logs (trigger_name, type, payload, ts, event_ts) "
+       "SELECT t, 'DB_INSERT', '{}', now(), now() FROM unnest('{signup,signup,other}'::text[]) t");
+  CHECK(QL(team, "SELECT staged FROM eventing.trigger_status WHERE trigger_name = 'signup'") == 2);
+  CHECK(QL(team, "SELECT count(*) FROM eventing.bridge_status") == 0);
+
+  // Deleting a trigger cancels its staged events, also when the team does it.
+  Exec(team, "DELETE FROM eventing.triggers WHERE name = 'signup'");
+  CHECK(Q(team,
+          "SELECT string_agg(trigger_name || ':' || status, ',' ORDER BY id) "
+          "FROM eventing.event_logs") == "signup:cancel,signup:cancel,other:staged");
+  CHECK(QL(team, "SELECT count(*) FROM eventing.triggers") == 1);
+
+  // The team's rights are no wider than the grants.
+  CHECK_THROWS(Exec(team, "UPDATE eventing.event_logs SET status = 'cancel'"));
+  CHECK_THROWS(Exec(team, "DELETE FROM eventing.event_logs"));
+  CHECK(Q(db, "SELECT status FROM eventing.event_logs WHERE trigger_name = 'other'") == "staged");
 }
 
 TEST_CASE("delivery: TLS certificates are verified by default") {
