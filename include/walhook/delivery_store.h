@@ -145,6 +145,10 @@ class DeliveryStore {
   // returns how many. Also cancels staged events whose trigger is gone.
   size_t Retain(std::chrono::seconds retention, std::chrono::seconds failed_retention, int limit);
 
+  // Folds event_counts (the changes whose sums trigger_status shows) into
+  // one row per trigger, unless another node is doing it at the moment.
+  void FoldCounts();
+
   // Writes this node's delivery figures; returns how many other nodes
   // reported within the last 5 s (they deliver too).
   size_t ReportDeliveries(double deliveries_per_s, int in_flight);

@@ -33,6 +33,7 @@ constexpr milliseconds kSweepInterval{1000};
 constexpr milliseconds kRenewInterval{10000};
 constexpr milliseconds kReportInterval{1000};
 constexpr milliseconds kRetentionInterval{60000};
+constexpr milliseconds kFoldInterval{5000};  // of event_counts
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
 constexpr int kClaimMax = 1000;       // per trigger and sweep
@@ -732,6 +733,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
   auto next_renew = now + kRenewInterval;
   auto next_report = now;  // at once: it also tells whether other nodes deliver
   auto next_retention = now + milliseconds(5000);
+  auto next_fold = now + kFoldInterval;
   uint64_t reported_attempts = attempts_;
   auto last_report = now;
   std::vector<AttemptRecord> outcomes;
@@ -883,6 +885,11 @@ void Delivery::StoreSession(DeliveryStore& store) {
       next_retention = now + kRetentionInterval;
     }
 
+    if (now >= next_fold) {
+      store.FoldCounts();
+      next_fold = now + kFoldInterval;
+    }
+
     // Sleep until there is work, a notification, or the next timer.
     bool pending;
     {
@@ -893,7 +900,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
                 (stopping_ && (!parked_.empty() || sent_all));
     }
     if (pending) continue;
-    const auto wake_at = std::min({next_sweep, next_renew, next_report, next_retention});
+    const auto wake_at = std::min({next_sweep, next_renew, next_report, next_retention, next_fold});
     const auto wait = std::chrono::duration_cast<milliseconds>(wake_at - Clock::now()).count();
     if (wait > 0) {
       pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {store.socket(), POLLIN, 0}};

@@ -151,6 +151,10 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   // custom plan for 2000 outcomes hashed the whole of event_logs (315 ms
   // with 300k rows) where the generic one probes the primary key (25 ms).
   conn_.set_variable("plan_cache_mode", "force_generic_plan");
+  // The statements here that change an event's status add to event_counts
+  // themselves (see 008_status_counts.sql): the row trigger would cost a
+  // call and an insert per event.
+  conn_.set_variable("walhook.counts_own", "on");
   if (started->empty()) {
     pqxx::nontransaction tx(conn_);
     *started = tx.exec1("SELECT now()::text")[0].as<std::string>();
@@ -249,7 +253,7 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       "     AND e.order_key IS NULL AND coalesce(e.next_at, e.ts) > now() "
       "   ORDER BY coalesce(e.next_at, e.ts) LIMIT 1) x",
       s);
-  // Outcomes, their invocation rows and the health rows: one statement.
+  // Outcomes, their counts, invocation rows and health rows: one statement.
   conn_.prepare(
       "record",
       fmt::format(
@@ -263,7 +267,13 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "    next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
           "      ELSE e.next_at END, "
           "    lease_owner = NULL, lease_until = NULL "
-          "  FROM u WHERE e.id = u.id AND e.{1}), "
+          "  FROM u WHERE e.id = u.id AND e.{1} RETURNING e.trigger_name, e.status), "
+          // Every updated event was staged.
+          "cnt AS ("
+          "  INSERT INTO {0}.event_counts SELECT trigger_name, "
+          "    count(*) FILTER (WHERE status = 'processed'), "
+          "    count(*) FILTER (WHERE status = 'failed'), 0 "
+          "  FROM upd WHERE status <> 'staged' GROUP BY trigger_name), "
           "inv AS ("
           "  INSERT INTO {0}.invocation_logs (event_id, trigger_name, attempt, node_id, "
           "    invocation_time, response_status_code, response_body, error_msg, duration_ms) "
@@ -453,10 +463,13 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
   pqxx::work tx(conn_);
   // Events staged for a trigger deleted before the capture side noticed.
   tx.exec(
-      fmt::format("UPDATE {0}.event_logs e SET status = 'cancel', remark = 'trigger deleted', "
-                  "  lease_owner = NULL, lease_until = NULL "
+      fmt::format("WITH c AS (UPDATE {0}.event_logs e SET status = 'cancel', "
+                  "  remark = 'trigger deleted', lease_owner = NULL, lease_until = NULL "
                   "WHERE e.status = 'staged' AND (e.lease_until IS NULL OR e.lease_until < now()) "
-                  "  AND NOT EXISTS (SELECT 1 FROM {0}.triggers t WHERE t.name = e.trigger_name)",
+                  "  AND NOT EXISTS (SELECT 1 FROM {0}.triggers t WHERE t.name = e.trigger_name) "
+                  "  RETURNING e.trigger_name) "
+                  "INSERT INTO {0}.event_counts SELECT trigger_name, 0, 0, count(*) FROM c "
+                  "GROUP BY trigger_name",
                   s));
   const auto r = tx.exec_params1(
       fmt::format("WITH d AS (DELETE FROM {0}.event_logs WHERE id IN ("
@@ -476,6 +489,25 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
       limit);
   tx.commit();
   return r[0].as<size_t>();
+}
+
+void DeliveryStore::FoldCounts() {
+  const std::string s = conn_.quote_name(schema_);
+  pqxx::work tx(conn_);
+  // One folder at a time: two would lock the same rows in any order.
+  if (!tx.exec_params1("SELECT pg_try_advisory_xact_lock(hashtext('walhook.counts.' || $1))",
+                       schema_)[0]
+           .as<bool>()) {
+    return;
+  }
+  // Rows written meanwhile are not in this snapshot: they stay, and count.
+  tx.exec(fmt::format(
+      "WITH d AS (DELETE FROM {0}.event_counts RETURNING *) "
+      "INSERT INTO {0}.event_counts "
+      "SELECT trigger_name, sum(processed), sum(failed), sum(cancel) FROM d GROUP BY trigger_name "
+      "HAVING sum(processed) <> 0 OR sum(failed) <> 0 OR sum(cancel) <> 0",
+      s));
+  tx.commit();
 }
 
 size_t DeliveryStore::ReportDeliveries(double deliveries_per_s, int in_flight) {

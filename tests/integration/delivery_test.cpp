@@ -1658,6 +1658,143 @@ TEST_CASE("sql: with the README's grants a team manages triggers and reads the s
   CHECK(Q(db, "SELECT status FROM eventing.event_logs WHERE trigger_name = 'other'") == "staged");
 }
 
+// "name:staged/processed/failed/cancel ..." per trigger, as trigger_status
+// says, and as a count of event_logs says.
+std::string StatusCounts(const std::string& db) {
+  return Q(db,
+           "SELECT string_agg(format('%s:%s/%s/%s/%s', trigger_name, staged, processed, failed, "
+           "cancel), ' ' ORDER BY trigger_name) FROM eventing.trigger_status");
+}
+
+std::string CountedCounts(const std::string& db) {
+  return Q(db,
+           "SELECT string_agg(format('%s:%s/%s/%s/%s', name, s, p, f, c), ' ' ORDER BY name) "
+           "FROM (SELECT t.name, count(*) FILTER (WHERE e.status = 'staged') s, "
+           "  count(*) FILTER (WHERE e.status = 'processed') p, "
+           "  count(*) FILTER (WHERE e.status = 'failed') f, "
+           "  count(*) FILTER (WHERE e.status = 'cancel') c "
+           "  FROM eventing.triggers t LEFT JOIN eventing.event_logs e ON e.trigger_name = t.name "
+           "  GROUP BY t.name) x");
+}
+
+TEST_CASE("sql: trigger_status counts stay exact and read only staged events") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE notes (id int PRIMARY KEY); CREATE TABLE keyed (id int PRIMARY KEY)");
+  Receiver hook(4372, [](const Arrival& a) {
+    Reply r;
+    if (a.path != "/ok") r.status = 500;
+    return r;
+  });
+  AddHook(db, {.name = "ok_hook", .table = "notes", .url = hook.Url("/ok")});
+  AddHook(db, {.name = "bad_hook", .table = "notes", .url = hook.Url("/bad"), .retries = 0});
+  // Staged after a first failure, the next attempt ten minutes away.
+  AddHook(db, {.name = "later_hook",
+               .table = "notes",
+               .url = hook.Url("/bad"),
+               .retry_interval_ms = 600000});
+  AddHook(db, {.name = "ord_hook",
+               .table = "keyed",
+               .url = hook.Url("/bad"),
+               .retry_interval_ms = 600000,
+               .ordered = true});
+  // An event staged for a trigger that is gone: walhook's retention pass,
+  // 5 s after the start, cancels it.
+  Exec(db,
+       "INSERT INTO eventing.event_logs (trigger_name, type, payload, ts, event_ts) "
+       "VALUES ('ghost_hook', 'DB_DELETE', '{}', now(), now())");
+  auto walhook = StartWalhook(db, "counts");
+  INFO(walhook->Output());
+
+  Exec(db, "INSERT INTO notes SELECT generate_series(1, 40)");
+  for (int i = 41; i <= 50; ++i) Exec(db, "INSERT INTO notes VALUES (" + std::to_string(i) + ")");
+  Exec(db, "INSERT INTO keyed SELECT generate_series(1, 5)");
+  const auto settled = [&] {
+    return QL(db,
+              "SELECT count(*) FROM eventing.event_logs WHERE (trigger_name = 'ok_hook' AND "
+              "status = 'processed') OR (trigger_name = 'bad_hook' AND status = 'failed') OR "
+              "(trigger_name IN ('later_hook', 'ord_hook') AND attempts = 1)") == 155;
+  };
+  REQUIRE(WaitFor(settled, 20s, 100ms));
+  REQUIRE(WaitFor([&] { return Status(db, EventId(db, "ghost_hook")) == "cancel"; }, 15s, 100ms));
+  AddHook(db,
+          {.name = "ghost_hook", .table = "notes", .url = hook.Url("/ok"), .type = "DB_DELETE"});
+  CHECK(StatusCounts(db) ==
+        "bad_hook:0/0/50/0 ghost_hook:0/0/0/1 later_hook:50/0/0/0 "
+        "ok_hook:0/50/0/0 ord_hook:5/0/0/0");
+  CHECK(StatusCounts(db) == CountedCounts(db));
+
+  // Every other way a status changes, or a row comes and goes.
+  const auto ids = [&](const std::string& trigger, int n) {
+    return Q(db,
+             "SELECT string_agg(id::text, ',') FROM (SELECT id FROM eventing.event_logs "
+             "WHERE trigger_name = '" +
+                 trigger + "' ORDER BY id LIMIT " + std::to_string(n) + ") x");
+  };
+  Exec(db, "SELECT eventing.cancel(id) FROM unnest('{" + ids("later_hook", 3) + "}'::int8[]) id");
+  Exec(db, "SELECT eventing.redeliver(id) FROM unnest('{" + ids("ok_hook", 2) + "}'::int8[]) id");
+  Exec(db, "DELETE FROM eventing.event_logs WHERE id IN (" + ids("ok_hook", 7) + ")");
+  Exec(db,
+       "UPDATE eventing.event_logs SET status = 'cancel' WHERE id IN (" + ids("bad_hook", 2) + ")");
+  // A deleted trigger's events stay; a new trigger of the same name shows them.
+  Exec(db, "DELETE FROM eventing.triggers WHERE name = 'bad_hook'");
+  AddHook(db, {.name = "bad_hook", .table = "keyed", .url = hook.Url("/bad"), .retries = 0});
+  REQUIRE(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'ok_hook' "
+                  "AND status <> 'processed'") == 0;
+      },
+      10s, 100ms));
+  CHECK(StatusCounts(db) ==
+        "bad_hook:0/0/48/2 ghost_hook:0/0/0/1 later_hook:47/0/0/3 "
+        "ok_hook:0/43/0/0 ord_hook:5/0/0/0");
+  CHECK(StatusCounts(db) == CountedCounts(db));
+
+  // walhook folds the changes into a row per trigger that has any (ord_hook
+  // has none).
+  CHECK(WaitFor([&] { return QL(db, "SELECT count(*) FROM eventing.event_counts") == 4; }, 10s,
+                100ms));
+  CHECK(StatusCounts(db) == CountedCounts(db));
+
+  // A long history is not read: the view reads the staged events only.
+  Exec(db,
+       "INSERT INTO eventing.event_logs (trigger_name, type, status, payload, ts, event_ts) "
+       "SELECT 'ok_hook', 'DB_INSERT', 'processed', '{}', now(), now() "
+       "FROM generate_series(1, 20000); ANALYZE eventing.event_logs");
+  CHECK(StatusCounts(db) ==
+        "bad_hook:0/0/48/2 ghost_hook:0/0/0/1 later_hook:47/0/0/3 "
+        "ok_hook:0/20043/0/0 ord_hook:5/0/0/0");
+  Exec(db,
+       "CREATE FUNCTION event_rows_read(q text) RETURNS bigint LANGUAGE plpgsql AS $$ "
+       "DECLARE p jsonb; BEGIN "
+       "  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO p; "
+       "  RETURN (SELECT coalesce(sum(((n->>'Actual Rows')::numeric "
+       "      + coalesce((n->>'Rows Removed by Filter')::numeric, 0) "
+       "      + coalesce((n->>'Rows Removed by Index Recheck')::numeric, 0)) "
+       "      * (n->>'Actual Loops')::numeric), 0) "
+       "    FROM jsonb_path_query(p, 'strict $.**') n "
+       "    WHERE jsonb_typeof(n) = 'object' AND n->>'Relation Name' = 'event_logs'); "
+       "END $$");
+  const long read = QL(db, "SELECT event_rows_read('SELECT * FROM eventing.trigger_status')");
+  MESSAGE("trigger_status read " << read << " event_logs rows of 20,149");
+  CHECK(read <= 52);
+
+  // TRUNCATE clears the counts; counting goes on.
+  Exec(db, "TRUNCATE eventing.event_logs");
+  Exec(db, "INSERT INTO notes VALUES (51)");
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'ok_hook' "
+                  "AND status = 'processed'") == 1;
+      },
+      10s, 100ms));
+  CHECK(StatusCounts(db) == CountedCounts(db));
+  CHECK_MESSAGE(walhook->Running(), walhook->Output());
+}
+
 TEST_CASE("delivery: TLS certificates are verified by default") {
   // A self-signed certificate: the handshake must be refused.
   const TempDir dir("tls");
