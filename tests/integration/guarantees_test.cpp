@@ -416,6 +416,13 @@ TEST_CASE("setup: four nodes initializing one new database at once all succeed")
   CHECK(QL(db, "SELECT count(*) FROM eventing.schema_migrations") ==
         QL(db, "SELECT max(version) FROM eventing.schema_migrations"));
   CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walhook'") == 1);
+  // Every attempt writes invocation_logs: one index entry (one WAL record,
+  // which the walsender reads) per index. The key serves an event's attempts.
+  CHECK(Q(db,
+          "SELECT string_agg(indexdef, '; ') FROM pg_indexes "
+          "WHERE schemaname = 'eventing' AND tablename = 'invocation_logs'") ==
+        "CREATE UNIQUE INDEX invocation_logs_pkey ON eventing.invocation_logs USING btree "
+        "(event_id, id)");
 }
 
 TEST_CASE("guarantee: an idle slot does not hold WAL written elsewhere") {
