@@ -1630,7 +1630,7 @@ TEST_CASE("sql: with the README's grants a team manages triggers and reads the s
   const std::string db = pg.conninfo();
   Init(db);
   const auto grants = ReadmeGrants();
-  REQUIRE(grants.size() == 3);
+  REQUIRE(grants.size() == 4);
   Exec(db, "CREATE ROLE app_team LOGIN");
   for (const std::string& g : grants) Exec(db, g);
   const std::string team = pg.conninfo("postgres", "app_team");
@@ -1656,6 +1656,47 @@ TEST_CASE("sql: with the README's grants a team manages triggers and reads the s
   CHECK_THROWS(Exec(team, "UPDATE eventing.event_logs SET status = 'cancel'"));
   CHECK_THROWS(Exec(team, "DELETE FROM eventing.event_logs"));
   CHECK(Q(db, "SELECT status FROM eventing.event_logs WHERE trigger_name = 'other'") == "staged");
+
+  // It cancels and redelivers events through the functions, and a role
+  // without the grant cannot.
+  const std::string other_id =
+      Q(db, "SELECT id FROM eventing.event_logs WHERE trigger_name = 'other'");
+  Exec(db, "CREATE ROLE outsider LOGIN; GRANT USAGE ON SCHEMA eventing TO outsider");
+  const std::string outsider = pg.conninfo("postgres", "outsider");
+  CHECK_THROWS(Exec(outsider, "SELECT eventing.cancel(" + other_id + ")"));
+  CHECK(Q(team, "SELECT eventing.cancel(" + other_id + ")") == "t");
+  CHECK(Q(team, "SELECT status FROM eventing.event_logs WHERE id = " + other_id) == "cancel");
+  CHECK_THROWS(Exec(outsider, "SELECT eventing.redeliver(" + other_id + ")"));
+  CHECK(Q(team, "SELECT eventing.redeliver(" + other_id + ")") == "t");
+  CHECK(Q(team, "SELECT status || ' ' || remark FROM eventing.event_logs WHERE id = " + other_id) ==
+        "staged redelivery requested");
+}
+
+TEST_CASE("sql: roles that could update event_logs keep redeliver() and cancel() after 010") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  // The functions as migrations 001-009 left them, and two roles of that time.
+  Exec(db,
+       "DELETE FROM eventing.schema_migrations WHERE version = 10; "
+       "ALTER FUNCTION eventing.redeliver(bigint) SECURITY INVOKER RESET search_path; "
+       "ALTER FUNCTION eventing.cancel(bigint) SECURITY INVOKER RESET search_path; "
+       "GRANT EXECUTE ON FUNCTION eventing.redeliver(bigint), eventing.cancel(bigint) TO PUBLIC; "
+       "CREATE ROLE ops LOGIN; CREATE ROLE viewer LOGIN; "
+       "GRANT USAGE ON SCHEMA eventing TO ops, viewer; "
+       "GRANT SELECT, UPDATE ON eventing.event_logs TO ops; "
+       "GRANT SELECT ON eventing.event_logs TO viewer; "
+       "INSERT INTO eventing.event_logs (trigger_name, type, payload, ts, event_ts) "
+       "VALUES ('gone', 'DB_INSERT', '{}', now(), now())");
+  const std::string ops = pg.conninfo("postgres", "ops");
+  const std::string viewer = pg.conninfo("postgres", "viewer");
+  const std::string id = Q(db, "SELECT id FROM eventing.event_logs");
+  Init(db);  // applies 010 again
+  CHECK(QL(db, "SELECT max(version) FROM eventing.schema_migrations") >= 10);
+  CHECK_THROWS(Exec(viewer, "SELECT eventing.cancel(" + id + ")"));
+  CHECK(Q(ops, "SELECT eventing.cancel(" + id + ")") == "t");
+  CHECK(Q(ops, "SELECT eventing.redeliver(" + id + ")") == "t");
+  CHECK(Q(db, "SELECT status FROM eventing.event_logs WHERE id = " + id) == "staged");
 }
 
 // "name:staged/processed/failed/cancel ..." per trigger, as trigger_status
