@@ -500,9 +500,14 @@ void DeliveryStore::FoldCounts() {
            .as<bool>()) {
     return;
   }
+  // Only triggers with rows to fold (more than one, or one of zeros) are
+  // rewritten: a folded table is left alone, not rewritten every interval.
   // Rows written meanwhile are not in this snapshot: they stay, and count.
   tx.exec(fmt::format(
-      "WITH d AS (DELETE FROM {0}.event_counts RETURNING *) "
+      "WITH f AS (SELECT trigger_name FROM {0}.event_counts GROUP BY trigger_name "
+      "  HAVING count(*) > 1 OR (sum(processed) = 0 AND sum(failed) = 0 AND sum(cancel) = 0)), "
+      "d AS (DELETE FROM {0}.event_counts c USING f WHERE c.trigger_name = f.trigger_name "
+      "  RETURNING c.*) "
       "INSERT INTO {0}.event_counts "
       "SELECT trigger_name, sum(processed), sum(failed), sum(cancel) FROM d GROUP BY trigger_name "
       "HAVING sum(processed) <> 0 OR sum(failed) <> 0 OR sum(cancel) <> 0",
