@@ -1,6 +1,9 @@
 #include "walhook/store.h"
 
 #include <algorithm>
+#include <charconv>
+
+#include <pqxx/tablewriter>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -89,6 +92,13 @@ EventStore::EventStore(const std::string& conninfo, std::string schema, std::str
   conn_.prepare(
       "insert_events_replay",
       insert + " ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING" + returning);
+  // For a COPY: the lease of owned events (the database's clock, as the
+  // INSERT's now()) and the batch's ids, from the sequence as a bigserial's.
+  conn_.prepare(
+      "reserve_ids",
+      fmt::format("SELECT (now() + interval '{} s')::text, "
+                  "(SELECT array_agg(nextval({})) FROM generate_series(1, $1))::text",
+                  kLease.count(), conn_.quote(conn_.quote_name(schema_) + ".event_logs_id_seq")));
 }
 
 EventStore::~EventStore() = default;
@@ -206,6 +216,11 @@ Lsn EventStore::LastStoredLsn() {
 size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
                           const std::function<void()>& before_commit) {
   owned->clear();
+  // A replay needs the INSERT's ON CONFLICT; a small batch its single round
+  // trip (a COPY takes four).
+  if (!replay && batch.copyable() && batch.size() >= kCopyMin) {
+    return Copy(batch, owned, before_commit);
+  }
   auto insert = [&](pqxx::transaction_base& tx) {
     return tx.exec_prepared(replay ? "insert_events_replay" : "insert_events", batch.triggers(),
                             batch.types(), batch.statuses(), batch.payloads(), batch.timestamps(),
@@ -234,6 +249,58 @@ size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<Stor
     owned->push_back(std::move(e));
   }
   return res.size();
+}
+
+size_t EventStore::Copy(const EventBatch& batch, std::vector<StoredEvent>* owned,
+                        const std::function<void()>& before_commit) {
+  pqxx::work tx(conn_);
+  const auto head = tx.exec_prepared1("reserve_ids", static_cast<int64_t>(batch.size()));
+  const std::string lease_until = head[0].as<std::string>();
+  const std::string id_list = head[1].as<std::string>();  // {1,2,…}
+  std::vector<int64_t> ids;
+  ids.reserve(batch.size());
+  for (const char* p = id_list.data() + 1; ids.size() < batch.size();) {
+    int64_t id = 0;
+    const auto [end, ec] = std::from_chars(p, id_list.data() + id_list.size(), id);
+    if (ec != std::errc()) throw std::runtime_error("unexpected ids from nextval: " + id_list);
+    ids.push_back(id);
+    p = end + 1;
+  }
+  std::vector<std::string> columns = {"id"};
+  columns.insert(columns.end(), std::begin(kCopyColumns), std::end(kCopyColumns));
+  columns.insert(columns.end(), {"lease_owner", "lease_until"});
+  std::string leased_tail = "\t";
+  AppendCopyField(&leased_tail, node_id_);
+  leased_tail += "\t" + lease_until;
+  const std::vector<LeasedRow>& leased = batch.leased();
+  size_t next_leased = 0;
+  {
+    // libpqxx 6.4's stream_to escapes each field itself and keeps its
+    // write_raw_line private; the batch's rows are escaped already, and
+    // tablewriter's write_raw_line is the way to send them as they are.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    pqxx::tablewriter copy(tx, Quoted() + ".event_logs", columns.begin(), columns.end());
+#pragma GCC diagnostic pop
+    std::string line;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      line.clear();
+      fmt::format_to(std::back_inserter(line), "{}\t", ids[i]);
+      line += batch.copy_row(i);
+      if (next_leased < leased.size() && leased[next_leased].row == i) {
+        const LeasedRow& l = leased[next_leased++];
+        line += leased_tail;
+        owned->push_back(StoredEvent{ids[i], l.lsn, l.seq, l.trigger, l.ts_ms});
+      } else {
+        line += "\t\\N\t\\N";
+      }
+      copy.write_raw_line(line);
+    }
+    copy.complete();
+  }
+  if (before_commit) before_commit();
+  tx.commit();
+  return batch.size();
 }
 
 void EventStore::Report(const NodeReport& r) {

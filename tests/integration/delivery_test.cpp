@@ -478,6 +478,86 @@ TEST_CASE("delivery: the request has a valid token, signature, trigger headers, 
   CHECK_MESSAGE(walhook->Running(), walhook->Output());  // it stayed up
 }
 
+TEST_CASE("delivery: a large transaction, written with COPY, arrives as a single row does") {
+  // A batch of kCopyMin events or more goes to event_logs by COPY (its own
+  // text escaping, ids from the sequence, leases and due times computed by
+  // walhook); a lone row by INSERT. Both must store and send the same.
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE notes (id int PRIMARY KEY, body text)");
+  Receiver hook(4302);
+  AddHook(db, {.name = "note_insert", .table = "notes", .url = hook.Url("/notes")});
+  auto walhook = StartWalhook(db, "copy-node", {"--signing-secret", kSigningSecret});
+  // What COPY's text format must carry through: tabs, line ends,
+  // backslashes, the text \N and \., quotes, UTF-8.
+  const std::string body =
+      R"(E'tab\there\nline\r\n back\\slash \\N \\. "q" caf\u00e9 \U0001F600 ')";
+  const long rows = 1000;
+  Exec(db, "INSERT INTO notes VALUES (0, " + body + ")");
+  REQUIRE(WaitFor(
+      [&] {
+        return TryQL(db,
+                     "SELECT count(*) FROM eventing.event_logs "
+                     "WHERE status = 'processed'") == 1;
+      },
+      20s));
+  Exec(db, "INSERT INTO notes SELECT g, " + body + " || g FROM generate_series(1, " +
+               std::to_string(rows - 1) + ") g");
+  const bool all = WaitFor(
+      [&] {
+        return TryQL(db, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") ==
+               rows;
+      },
+      60s);
+  INFO(walhook->Output());
+  REQUIRE(all);
+
+  // Stored: each payload's row is the source row, to the byte.
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs e JOIN notes n "
+           "ON n.id = (e.payload->'doc'->>'id')::int WHERE e.payload->'doc'->>'body' = n.body") ==
+        rows);
+  // One transaction: one commit time and position, due at its commit, each
+  // change once; delivered at the first attempt and its lease given back.
+  CHECK(Q(db,
+          "SELECT count(DISTINCT event_ts) || ',' || count(DISTINCT source_lsn) || ',' || "
+          "bool_and(ts = event_ts) || ',' || count(DISTINCT source_seq) || ',' || "
+          "bool_and(attempts = 1 AND lease_owner IS NULL AND lease_until IS NULL) "
+          "FROM eventing.event_logs WHERE (payload->'doc'->>'id')::int > 0") ==
+        "1,1,true," + std::to_string(rows - 1) + ",true");
+  CHECK(QL(db, "SELECT count(*) FROM eventing.invocation_logs") == rows);
+
+  // Sent: one request per event, whose webhook-id is the row that holds
+  // its data, and whose time is that row's ts to the millisecond.
+  std::map<long, std::pair<std::string, long>> stored;  // id -> payload, ts in ms
+  {
+    pqxx::connection c(db);
+    pqxx::nontransaction tx(c);
+    for (const auto& r : tx.exec("SELECT id, payload::text, (extract(epoch FROM ts) * 1000)::int8 "
+                                 "FROM eventing.event_logs")) {
+      stored[r[0].as<long>()] = {r[1].as<std::string>(), r[2].as<long>()};
+    }
+  }
+  REQUIRE(stored.size() == static_cast<size_t>(rows));
+  std::this_thread::sleep_for(300ms);
+  const auto arrivals = hook.Arrivals();
+  REQUIRE(arrivals.size() == static_cast<size_t>(rows));
+  std::set<long> seen;
+  for (const Arrival& a : arrivals) {
+    const long id = BodyEventId(a);
+    CAPTURE(a.body);
+    REQUIRE(stored.count(id) == 1);
+    CHECK(seen.insert(id).second);
+    CHECK(a.Header("webhook-id") == std::to_string(id));
+    CHECK(a.body.find(stored[id].first) != std::string::npos);
+    const auto doc = ParseJson(a.body);
+    REQUIRE(doc.HasMember("time"));
+    CHECK(ParseRfc3339Millis(doc["time"].GetString()) == stored[id].second);
+  }
+  CHECK_MESSAGE(walhook->Running(), walhook->Output());
+}
+
 TEST_CASE("delivery: outcomes — retries, failures, 410, JSON error, Retry-After, timeouts") {
   TempPostgres pg;
   const std::string db = pg.conninfo();

@@ -64,6 +64,44 @@ std::vector<std::optional<std::string>> ParseLiteral(std::string_view lit) {
   return out;
 }
 
+// Reads a COPY text row back as COPY FROM would, for the escapes
+// AppendCopyField produces (\\, \n, \r, \t) and \N (SQL null, nullopt).
+std::vector<std::optional<std::string>> ParseCopyRow(std::string_view row) {
+  std::vector<std::optional<std::string>> out;
+  std::string field;
+  bool null = false;
+  for (size_t i = 0; i <= row.size(); ++i) {
+    if (i == row.size() || row[i] == '\t') {
+      out.push_back(null ? std::nullopt : std::optional<std::string>(field));
+      field.clear();
+      null = false;
+      continue;
+    }
+    REQUIRE(row[i] != '\n');
+    REQUIRE(row[i] != '\r');
+    if (row[i] != '\\') {
+      field.push_back(row[i]);
+      continue;
+    }
+    REQUIRE(i + 1 < row.size());
+    const char c = row[++i];
+    if (c == 'N') {
+      REQUIRE(field.empty());
+      null = true;
+    } else if (c == 'n') {
+      field.push_back('\n');
+    } else if (c == 'r') {
+      field.push_back('\r');
+    } else if (c == 't') {
+      field.push_back('\t');
+    } else {
+      REQUIRE(c == '\\');
+      field.push_back('\\');
+    }
+  }
+  return out;
+}
+
 TEST_CASE("EventBatch: empty") {
   EventBatch b;
   CHECK(b.empty());
@@ -270,6 +308,146 @@ TEST_CASE("EventBatch: parked events are leased at insert but not kept in memory
   CHECK(b.parked() == 2);
   b.Clear();
   CHECK(b.parked() == 0);
+}
+
+TEST_CASE("PgTimestampMs reads Postgres's ISO text as (extract(epoch FROM t) * 1000)::int8") {
+  // Each value is what Postgres 15 answered for the same text.
+  CHECK(PgTimestampMs("2026-11-28 04:06:36.900285+00") == 1795838796900);
+  CHECK(PgTimestampMs("2026-11-28 04:06:36.9+00") == 1795838796900);
+  CHECK(PgTimestampMs("2026-11-28 04:06:36+00") == 1795838796000);
+  CHECK(PgTimestampMs("2024-12-31 23:59:59.999999+00") == 1735689600000);
+  CHECK(PgTimestampMs("2000-02-29 12:00:00+05:30") == 951805800000);
+  CHECK(PgTimestampMs("1900-03-01 00:00:00-03:00:30") == -2203880370000);
+  CHECK(PgTimestampMs("0001-01-01 00:00:00+00") == -62135596800000);
+  SUBCASE("half a millisecond rounds away from zero") {
+    CHECK(PgTimestampMs("1970-01-01 00:00:00.0005+00") == 1);
+    CHECK(PgTimestampMs("1970-01-01 00:00:00.000499+00") == 0);
+    CHECK(PgTimestampMs("1969-12-31 23:59:59.9995+00") == -1);
+    CHECK(PgTimestampMs("1969-12-31 23:59:59.9996+00") == 0);
+  }
+  SUBCASE("anything else is not read") {
+    for (const char* text :
+         {"", "ts", "2026-11-28 04:06:36", "2026-11-28T04:06:36+00", "2026-11-28 04:06:36.+00",
+          "2026-11-28 04:06:36.1234567+00", "2026-13-28 04:06:36+00", "2026-11-28 24:00:00+00",
+          "2026-11-28 04:06:36+0", "2026-11-28 04:06:36+00:", "2026-11-28 04:06:36+00 BC",
+          "12026-11-28 04:06:36+00", "2026-11-28 04:06:36Z", "28/11/2026 04:06:36 UTC"}) {
+      CAPTURE(text);
+      CHECK_FALSE(PgTimestampMs(text).has_value());
+    }
+  }
+}
+
+TEST_CASE("AppendCopyField escapes what COPY's text format would misread") {
+  const std::vector<std::string> values = {
+      "plain",
+      "tab\there",
+      "line\nbreak\r\n",
+      "back\\slash",
+      "trailing \\",
+      "\\N",
+      "\\.",
+      "",
+      "NULL",
+      "caf\xC3\xA9 \xF0\x9F\x98\x80",
+      R"({"k":"v \"q\" \\ ,{}"})",
+  };
+  std::string row;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) row.push_back('\t');
+    AppendCopyField(&row, values[i]);
+  }
+  const auto back = ParseCopyRow(row);
+  REQUIRE(back.size() == values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    CAPTURE(values[i]);
+    REQUIRE(back[i].has_value());  // the text "\N" is the text, not SQL null
+    CHECK(*back[i] == values[i]);
+  }
+  std::string exact;
+  AppendCopyField(&exact, "a\tb\\c\nd\re");
+  CHECK(exact == "a\\tb\\\\c\\nd\\re");
+}
+
+TEST_CASE("EventBatch: COPY rows hold the same events as the literals") {
+  EventBatch b;
+  const std::string odd = "{\"s\":\"tab\\there\\nand \\\\ back\"}\t\n";
+  b.Add("mine", "DB_INSERT", R"({"a":1})", "2026-11-28 04:06:36.900285+00", Lsn(0x10), 1,
+        Handoff::kOwned);
+  b.Add("odd\tname", "DB_UPDATE", odd, "2026-11-28 04:06:36.900285+00", Lsn(0x10), 2);
+  b.Add("mine", "DB_DELETE", "{}", "2026-11-28 04:06:37.0005+00", Lsn((uint64_t{2} << 32) | 0xAB),
+        1, Handoff::kParked);
+  b.Add("big", "DB_INSERT", std::string(kMaxEventBytes + 1, 'z'), "2026-11-28 04:06:37+00",
+        Lsn(0x20), 1, Handoff::kOwned);
+  REQUIRE(b.copyable());
+  const std::vector<std::vector<std::optional<std::string>>> want = {
+      {"mine", "DB_INSERT", "staged", R"({"a":1})", "2026-11-28 04:06:36.900285+00",
+       "2026-11-28 04:06:36.900285+00", "0/10", "1", std::nullopt},
+      {"odd\tname", "DB_UPDATE", "staged", odd, "2026-11-28 04:06:36.900285+00",
+       "2026-11-28 04:06:36.900285+00", "0/10", "2", std::nullopt},
+      {"mine", "DB_DELETE", "staged", "{}", "2026-11-28 04:06:37.0005+00",
+       "2026-11-28 04:06:37.0005+00", "2/AB", "1", std::nullopt},
+  };
+  for (size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    const auto row = ParseCopyRow(b.copy_row(i));
+    REQUIRE(row.size() == std::size(kCopyColumns));
+    CHECK(row == want[i]);
+  }
+  // The payload too large to send: failed, with the literals' remark.
+  const auto big = ParseCopyRow(b.copy_row(3));
+  REQUIRE(big.size() == std::size(kCopyColumns));
+  CHECK(big[2] == "failed");
+  CHECK(big[3] == "null");
+  CHECK(big[8] == ParseLiteral(b.remarks())[3]);
+  CHECK(b.bytes() < 200);
+  // The leased ones (owned and parked), with their due times.
+  REQUIRE(b.leased().size() == 2);
+  CHECK(b.leased()[0].row == 0);
+  CHECK(b.leased()[0].trigger == "mine");
+  CHECK(b.leased()[0].lsn == Lsn(0x10));
+  CHECK(b.leased()[0].seq == 1);
+  CHECK(b.leased()[0].ts_ms == 1795838796900);
+  CHECK(b.leased()[1].row == 2);
+  CHECK(b.leased()[1].lsn == Lsn((uint64_t{2} << 32) | 0xAB));
+  CHECK(b.leased()[1].ts_ms == 1795838797001);
+  b.Clear();
+  CHECK(b.copyable());
+  CHECK(b.leased().empty());
+  b.Add("again", "DB_INSERT", "{}", "2026-11-28 04:06:36+00", Lsn(5), 1);
+  CHECK(ParseCopyRow(b.copy_row(0))[0] == "again");
+}
+
+TEST_CASE("EventBatch: what COPY cannot write makes the batch an INSERT's") {
+  const std::string ts = "2026-11-28 04:06:36+00";
+  SUBCASE("an event for an ordered trigger (its order key is computed in SQL)") {
+    EventBatch b;
+    b.Add("a", "DB_INSERT", "{}", ts, Lsn(1), 1, Handoff::kOwned);
+    b.Add("keyed", "DB_INSERT", R"({"find":{"id":1}})", ts, Lsn(1), 2, Handoff::kOrdered);
+    CHECK_FALSE(b.copyable());
+    CHECK(b.leased().empty());
+    b.Add("a", "DB_INSERT", "{}", ts, Lsn(2), 1);
+    CHECK_FALSE(b.copyable());
+  }
+  SUBCASE("an event due later than its commit") {
+    EventBatch b;
+    Schedule later;
+    later.delay_ms = 1000;
+    b.Add("a", "CUSTOM", "{}", ts, Lsn(1), 1, Handoff::kSweep, later);
+    CHECK_FALSE(b.copyable());
+  }
+  SUBCASE("a leased event whose commit time does not read") {
+    EventBatch b;
+    b.Add("a", "DB_INSERT", "{}", "ts", Lsn(1), 1);  // not leased: not read
+    CHECK(b.copyable());
+    b.Add("a", "DB_INSERT", "{}", "ts", Lsn(1), 2, Handoff::kParked);
+    CHECK_FALSE(b.copyable());
+  }
+  SUBCASE("Clear makes it copyable again") {
+    EventBatch b;
+    b.Add("keyed", "DB_INSERT", "{}", ts, Lsn(1), 1, Handoff::kOrdered);
+    b.Clear();
+    CHECK(b.copyable());
+  }
 }
 
 }  // namespace
