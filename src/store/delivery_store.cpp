@@ -151,6 +151,18 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   // custom plan for 2000 outcomes hashed the whole of event_logs (315 ms
   // with 300k rows) where the generic one probes the primary key (25 ms).
   conn_.set_variable("plan_cache_mode", "force_generic_plan");
+  // A generic plan is made once, at the first execution, and kept. Made
+  // while event_logs held a few rows, it read the table (a seq scan is the
+  // cheapest way through one page) in a nested loop over the outcomes, and
+  // kept doing so once the table had grown until autovacuum analyzed it:
+  // 9.9 s for 2000 outcomes with 30k staged rows. Every statement of this
+  // connection reaches event_logs by an index, so none may take a seq scan
+  // where an index serves (tables with no index still get theirs).
+  conn_.set_variable("enable_seqscan", "off");
+  // A seq scan that stays (event_counts, nodes) then carries the planner's
+  // disable cost, which is far past jit_above_cost: JIT compiled each such
+  // statement, 130-150 ms a time. These statements are short; no JIT.
+  conn_.set_variable("jit", "off");
   // The statements here that change an event's status add to event_counts
   // themselves (see 008_status_counts.sql): the row trigger would cost a
   // call and an insert per event.
@@ -461,6 +473,8 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
                              int limit) {
   const std::string s = conn_.quote_name(schema_);
   pqxx::work tx(conn_);
+  // These read tables whole, or by columns no index has: seq scans allowed.
+  tx.exec("SET LOCAL enable_seqscan = on");
   // Events staged for a trigger deleted before the capture side noticed.
   tx.exec(
       fmt::format("WITH c AS (UPDATE {0}.event_logs e SET status = 'cancel', "
