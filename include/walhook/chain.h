@@ -61,8 +61,4 @@ Result<QueueRequest> ParseQueueRequest(std::string_view body);
 // nullopt when absent (or the text is not an object).
 std::optional<std::string_view> RawJsonMember(std::string_view object, std::string_view key);
 
-// Parses an RFC 3339 time ("2026-11-28T10:00:00.123Z", "…+02:00") to ms
-// since the epoch; nullopt when it is not one.
-std::optional<int64_t> ParseRfc3339Ms(std::string_view text);
-
 }  // namespace walhook

@@ -47,14 +47,12 @@ struct StoredEvent {
   int64_t ts_ms = 0;
 };
 
-// A leased (kOwned or kParked) event of a copyable batch: its row, its key and
-// its due time, which the COPY path returns as the INSERT's RETURNING does.
+// A leased (kOwned or kParked) event of a copyable batch: its row, and what
+// the COPY path returns for it as the INSERT's RETURNING does (all but the
+// id, which the write gives it).
 struct LeasedRow {
   size_t row = 0;
-  Lsn lsn;
-  int seq = 0;
-  std::string trigger;
-  int64_t ts_ms = 0;
+  StoredEvent stored;
 };
 
 // When an event is due, if not at its commit time: greatest(commit time, at)
@@ -146,12 +144,6 @@ class EventBatch {
 inline constexpr const char* kCopyColumns[] = {"trigger_name", "type",       "status",
                                                "payload",      "ts",         "event_ts",
                                                "source_lsn",   "source_seq", "remark"};
-
-// What Postgres's (extract(epoch FROM t) * 1000)::int8 gives for a
-// timestamptz text in the ISO style a TimeZone=UTC, DateStyle=ISO session
-// writes ("2026-11-28 04:06:36.900285+00"; any offset): the ms since the epoch,
-// rounded half away from zero. nullopt for anything else (BC, five-digit years).
-std::optional<int64_t> PgTimestampMs(std::string_view text);
 
 // Appends `value` to a COPY text row as one field, escaped.
 void AppendCopyField(std::string* row, std::string_view value);

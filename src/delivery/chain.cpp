@@ -1,7 +1,6 @@
 #include "walhook/chain.h"
 
 #include <cstdio>
-#include <ctime>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -9,6 +8,7 @@
 #include <rapidjson/writer.h>
 
 #include "walhook/queued_event.h"
+#include "walhook/timestamp.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook {
@@ -19,17 +19,6 @@ std::string ToJson(const rapidjson::Value& v) {
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   v.Accept(w);
   return std::string(b.GetString(), b.GetSize());
-}
-
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
 }
 
 // Raw JSON text, already known to be valid: where values start and end, so a
@@ -154,57 +143,6 @@ std::optional<std::string> ParseEntry(const rapidjson::Value& v,
 }
 
 }  // namespace
-
-std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)
-  int year, month, day, hour, minute, second;
-  if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
-      !Digits(s, 17, 2, &second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
-    return std::nullopt;
-  }
-  size_t pos = 19;
-  int64_t ms = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    int64_t scale = 100;
-    const size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      ms += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  int64_t offset_s = 0;
-  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-    ++pos;
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
-    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset_s = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const time_t t = timegm(&tm);
-  return (static_cast<int64_t>(t) - offset_s) * 1000 + ms;
-}
 
 std::optional<std::string_view> RawJsonMember(std::string_view object, std::string_view key) {
   rapidjson::Document doc;

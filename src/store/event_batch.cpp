@@ -1,5 +1,7 @@
 #include "walhook/event_batch.h"
 
+#include "walhook/timestamp.h"
+
 #include <fmt/format.h>
 
 namespace walhook {
@@ -9,67 +11,7 @@ void Separator(std::string* literal) {
   if (literal->size() > 1) literal->push_back(',');
 }
 
-// `n` digits at `pos`.
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-// Days from 1970-01-01 to a date of the proleptic Gregorian calendar.
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t year_of_era = y - era * 400;
-  const int64_t day_of_year = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
 }  // namespace
-
-std::optional<int64_t> PgTimestampMs(std::string_view s) {
-  // YYYY-MM-DD HH:MM:SS[.f{1,6}]±HH[:MM[:SS]]
-  int year, month, day, hour, minute, second;
-  if (s.size() < 22 || !Digits(s, 0, 4, &year) || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day) || s[10] != ' ' || !Digits(s, 11, 2, &hour) ||
-      s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' || !Digits(s, 17, 2, &second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  size_t pos = 19;
-  int64_t us = 0;
-  if (s[pos] == '.') {
-    const size_t start = ++pos;
-    int64_t scale = 100000;
-    while (pos < s.size() && pos - start < 6 && s[pos] >= '0' && s[pos] <= '9') {
-      us += (s[pos++] - '0') * scale;
-      scale /= 10;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  if (pos >= s.size() || (s[pos] != '+' && s[pos] != '-')) return std::nullopt;
-  const int sign = s[pos] == '+' ? 1 : -1;
-  int offset[3] = {0, 0, 0};  // hours, minutes, seconds
-  if (!Digits(s, pos + 1, 2, &offset[0])) return std::nullopt;
-  pos += 3;
-  for (int i = 1; i < 3 && pos < s.size() && s[pos] == ':'; ++i) {
-    if (!Digits(s, pos + 1, 2, &offset[i])) return std::nullopt;
-    pos += 3;
-  }
-  if (pos != s.size()) return std::nullopt;
-  const int64_t secs = DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
-                       second - sign * (offset[0] * 3600 + offset[1] * 60 + offset[2]);
-  const int64_t total_us = secs * 1000000 + us;
-  return total_us >= 0 ? (total_us + 500) / 1000 : -((500 - total_us) / 1000);
-}
 
 void AppendCopyField(std::string* row, std::string_view value) {
   for (char c : value) {
@@ -142,7 +84,8 @@ void EventBatch::AddCopyRow(std::string_view trigger, std::string_view type,
       return;
     }
     leased_.push_back(
-        LeasedRow{row_starts_.size() - 1, commit_lsn, seq, std::string(trigger), *last_commit_ms_});
+        LeasedRow{row_starts_.size() - 1,
+                  StoredEvent{0, commit_lsn, seq, std::string(trigger), *last_commit_ms_}});
   }
   for (std::string_view field : {trigger, type, status, payload, commit_ts, commit_ts}) {
     AppendCopyField(&rows_, field);

@@ -288,9 +288,9 @@ size_t EventStore::Copy(const EventBatch& batch, std::vector<StoredEvent>* owned
       fmt::format_to(std::back_inserter(line), "{}\t", ids[i]);
       line += batch.copy_row(i);
       if (next_leased < leased.size() && leased[next_leased].row == i) {
-        const LeasedRow& l = leased[next_leased++];
         line += leased_tail;
-        owned->push_back(StoredEvent{ids[i], l.lsn, l.seq, l.trigger, l.ts_ms});
+        owned->push_back(leased[next_leased++].stored);
+        owned->back().id = ids[i];
       } else {
         line += "\t\\N\t\\N";
       }

@@ -71,18 +71,6 @@ TEST_CASE("DlqPayload") {
         std::string::npos);
 }
 
-TEST_CASE("ParseRfc3339Ms") {
-  CHECK(ParseRfc3339Ms("1970-01-01T00:00:00Z") == 0);
-  CHECK(ParseRfc3339Ms("1970-01-01T00:00:01.5Z") == 1500);
-  CHECK(ParseRfc3339Ms("1970-01-01T01:00:00+01:00") == 0);
-  CHECK(ParseRfc3339Ms("1970-01-01T00:00:00-00:30") == 1800000);
-  CHECK_FALSE(ParseRfc3339Ms("1970-01-01").has_value());
-  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00").has_value());  // no zone
-  CHECK_FALSE(ParseRfc3339Ms("1970-13-01T00:00:00Z").has_value());
-  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00.Z").has_value());
-  CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00Zjunk").has_value());
-}
-
 TEST_CASE("ParseQueueRequest: what space-api and curl send") {
   auto q = ParseQueueRequest(
       R"({"type":"ORDER_SHIPPED","delay":1500,"payload":{"order":7,"total":12.50},)"
