@@ -59,6 +59,9 @@ void EventBatch::Clear() {
   rows_.clear();
   row_starts_.assign(1, 0);
   leased_.clear();
+  // A batch moved from keeps no stale reading (its text may be gone).
+  last_commit_ts_.clear();
+  last_commit_ms_.reset();
 }
 
 void EventBatch::StopCopy() {

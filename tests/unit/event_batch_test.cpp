@@ -415,6 +415,15 @@ TEST_CASE("EventBatch: what COPY cannot write makes the batch an INSERT's") {
     b.Add("a", "DB_INSERT", "{}", "ts", Lsn(1), 2, Handoff::kParked);
     CHECK_FALSE(b.copyable());
   }
+  SUBCASE("a batch moved from and cleared reads commit times afresh") {
+    EventBatch b;
+    b.Add("a", "DB_INSERT", "{}", ts, Lsn(1), 1, Handoff::kOwned);
+    EventBatch taken = std::move(b);
+    b.Clear();
+    b.Add("a", "DB_INSERT", "{}", "", Lsn(2), 1, Handoff::kOwned);
+    CHECK_FALSE(b.copyable());
+    CHECK(taken.leased().size() == 1);
+  }
   SUBCASE("Clear makes it copyable again") {
     EventBatch b;
     b.Add("keyed", "DB_INSERT", "{}", ts, Lsn(1), 1, Handoff::kOrdered);
