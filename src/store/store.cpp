@@ -217,7 +217,7 @@ size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<Stor
                           const std::function<void()>& before_commit) {
   owned->clear();
   // A replay needs the INSERT's ON CONFLICT; a small batch its single round
-  // trip (a COPY takes four).
+  // trip (a COPY takes five: BEGIN, the ids, COPY, its end, COMMIT).
   if (!replay && batch.copyable() && batch.size() >= kCopyMin) {
     return Copy(batch, owned, before_commit);
   }
