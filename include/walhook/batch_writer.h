@@ -2,9 +2,11 @@
 // BatchWriter: writes event batches to event_logs on threads of their own, each
 // with its own connection, so decoding overlaps writing and, under load, two
 // batches are written at once (the walsender, the inserting backends and
-// walhook then share both cores). Inserts overlap but commits happen in
-// submission order, so event_logs always holds a prefix of the stream, and
-// Durable() moves past a batch once it is committed. Memory is bounded: Submit blocks while
+// walhook then share both cores). Inserts overlap, and so do commits, except
+// that a batch holding events of ordered triggers commits after every batch
+// before it: for those triggers event_logs always holds a prefix of the
+// stream. Durable() moves past a batch once it and every batch before it are
+// committed. Memory is bounded: Submit blocks while
 // kMaxPending batches are queued or being written. Thread-safety:
 // Submit/Durable/Idle/CanTakeMore/Drain from one thread (the streamer).
 

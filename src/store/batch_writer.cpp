@@ -74,14 +74,16 @@ void BatchWriter::Loop(EventStore* store) {
     Job job = std::move(queue_.front());
     queue_.pop_front();
     ++busy_;
-    // Every earlier batch is committed: nothing to wait for before the commit.
-    const bool first_in_line = durable_seq_ == job.seq;
+    // A batch with events of ordered triggers commits only once every earlier
+    // batch has: whoever reads event_logs (the sweep, another node) never
+    // sees an ordered key's later event while its earlier one is missing.
+    // Other batches commit as soon as they are written (one statement, its
+    // own transaction), so one batch's commit never waits for another's and
+    // Postgres flushes commits that come together at once.
+    const bool in_order = job.batch.has_ordered() && durable_seq_ != job.seq;
     lock.unlock();
     size_t n = 0;
     std::exception_ptr error;
-    // Inserts overlap; commits go in submission order, so whoever reads
-    // event_logs (the sweep, another node) sees a prefix of the stream: an
-    // ordered key's earlier event is never missing while a later one shows.
     auto in_turn = [&] {
       std::unique_lock<std::mutex> turn(mu_);
       cv_.wait(turn, [&] { return durable_seq_ == job.seq || error_ || stop_; });
@@ -91,7 +93,7 @@ void BatchWriter::Loop(EventStore* store) {
     try {
       if (!job.batch.empty()) {
         n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored,
-                          first_in_line ? std::function<void()>() : std::function<void()>(in_turn));
+                          in_order ? std::function<void()>(in_turn) : std::function<void()>());
       }
     } catch (...) {
       error = std::current_exception();
