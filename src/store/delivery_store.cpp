@@ -478,27 +478,24 @@ size_t DeliveryStore::Retain(std::chrono::seconds retention, std::chrono::second
   // holds --retention of traffic.
   //
   // Events staged for a trigger deleted before the capture side noticed.
-  // The names staged events have, one index probe each (a skip scan of the
-  // two staged indexes), less the triggers that exist; then those names'
-  // staged events, through the same indexes.
+  // The names staged events have, found by a skip scan (each step probes
+  // the two staged indexes once for the next name), less the triggers that
+  // exist; then those names' staged events, through the same indexes.
   tx.exec(fmt::format(
-      "WITH RECURSIVE due(name) AS ("
-      "    SELECT min(trigger_name) FROM {0}.event_logs "
-      "     WHERE status = 'staged' AND order_key IS NULL "
+      "WITH RECURSIVE staged(name) AS ("
+      "    SELECT least((SELECT min(trigger_name) FROM {0}.event_logs "
+      "                   WHERE status = 'staged' AND order_key IS NULL), "
+      "                 (SELECT min(trigger_name) FROM {0}.event_logs "
+      "                   WHERE status = 'staged' AND order_key IS NOT NULL)) "
       "  UNION ALL "
-      "    SELECT (SELECT min(trigger_name) FROM {0}.event_logs "
-      "             WHERE status = 'staged' AND order_key IS NULL AND trigger_name > due.name) "
-      "      FROM due WHERE due.name IS NOT NULL), "
-      "keyed(name) AS ("
-      "    SELECT min(trigger_name) FROM {0}.event_logs "
-      "     WHERE status = 'staged' AND order_key IS NOT NULL "
-      "  UNION ALL "
-      "    SELECT (SELECT min(trigger_name) FROM {0}.event_logs "
-      "             WHERE status = 'staged' AND order_key IS NOT NULL "
-      "               AND trigger_name > keyed.name) "
-      "      FROM keyed WHERE keyed.name IS NOT NULL), "
-      "gone AS (SELECT name FROM due WHERE name IS NOT NULL "
-      "         UNION SELECT name FROM keyed WHERE name IS NOT NULL "
+      "    SELECT least((SELECT min(trigger_name) FROM {0}.event_logs "
+      "                   WHERE status = 'staged' AND order_key IS NULL "
+      "                     AND trigger_name > staged.name), "
+      "                 (SELECT min(trigger_name) FROM {0}.event_logs "
+      "                   WHERE status = 'staged' AND order_key IS NOT NULL "
+      "                     AND trigger_name > staged.name)) "
+      "      FROM staged WHERE staged.name IS NOT NULL), "
+      "gone AS (SELECT name FROM staged WHERE name IS NOT NULL "
       "         EXCEPT SELECT name FROM {0}.triggers), "
       // Two updates: each partial index answers for its own half.
       "c1 AS (UPDATE {0}.event_logs e SET status = 'cancel', remark = 'trigger deleted', "
