@@ -720,6 +720,22 @@ void Delivery::StoreLoop() {
   }
 }
 
+// Upkeep (retention, folding counts) that fails with an SQL error (a
+// statement_timeout, a trigger of the user's refusing a delete) is said once
+// per distinct error and tried again at its next turn: it does not end the
+// delivery session, which would reconnect and fail /healthz meanwhile. A lost
+// connection (not an SQL error) still ends it.
+template <typename Fn>
+static void Upkeep(const char* task, std::string* last_error, const Fn& fn) {
+  try {
+    fn();
+    last_error->clear();
+  } catch (const pqxx::sql_error& e) {
+    if (e.what() != *last_error) LogWarn("{}: {}; tried again at its next turn", task, e.what());
+    *last_error = e.what();
+  }
+}
+
 void Delivery::StoreSession(DeliveryStore& store) {
   LoadTargets(store);
 
@@ -736,6 +752,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
   auto next_fold = now + kFoldInterval;
   uint64_t reported_attempts = attempts_;
   auto last_report = now;
+  std::string retention_error, fold_error;  // the last one said, per task
   std::vector<AttemptRecord> outcomes;
   std::vector<int64_t> releases;
   // When retries fall due: each one is a reason to sweep at that moment.
@@ -876,17 +893,19 @@ void Delivery::StoreSession(DeliveryStore& store) {
     }
     if (now >= next_retention) {
       size_t deleted = 0;
-      for (int i = 0; i < kRetentionBatchesPerRun; ++i) {
-        const size_t n = store.Retain(cfg_.retention, cfg_.failed_retention, kRetentionBatch);
-        deleted += n;
-        if (n < static_cast<size_t>(kRetentionBatch)) break;
-      }
+      Upkeep("retention", &retention_error, [&] {
+        for (int i = 0; i < kRetentionBatchesPerRun; ++i) {
+          const size_t n = store.Retain(cfg_.retention, cfg_.failed_retention, kRetentionBatch);
+          deleted += n;
+          if (n < static_cast<size_t>(kRetentionBatch)) break;
+        }
+      });
       if (deleted > 0) LogInfo("retention: deleted {} old events", deleted);
       next_retention = now + kRetentionInterval;
     }
 
     if (now >= next_fold) {
-      store.FoldCounts();
+      Upkeep("folding status counts", &fold_error, [&] { store.FoldCounts(); });
       next_fold = now + kFoldInterval;
     }
 

@@ -686,6 +686,47 @@ TEST_CASE("guarantee: retention reads what it changes, not the whole history") {
                   ")") == "staged,staged");
 }
 
+TEST_CASE("guarantee: a failing retention pass is said and skipped; delivery goes on") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, "CREATE TABLE notes (id int PRIMARY KEY)");
+  auto sink = StartSink(4254);
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) "
+       "VALUES ('notes_hook', 'DB_INSERT', 'notes', 'http://127.0.0.1:4254/')");
+  // An old event for retention to delete, and a trigger of the user's that
+  // refuses every delete from event_logs: each pass fails.
+  Exec(db,
+       "INSERT INTO eventing.event_logs (trigger_name, type, payload, ts, event_ts, status, "
+       "created_at) VALUES ('old_hook', 'DB_INSERT', '{}', now(), now(), 'processed', "
+       "now() - interval '2 h')");
+  Exec(db,
+       "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+       "$$ BEGIN RAISE EXCEPTION 'deletes refused by the test'; END $$");
+  Exec(db,
+       "CREATE TRIGGER refuse BEFORE DELETE ON eventing.event_logs "
+       "FOR EACH ROW EXECUTE FUNCTION refuse()");
+  // The first pass runs 5 s after the start, the next a minute later.
+  auto walhook = StartWalhook(db, "upkeep", {"--retention", "1h"});
+  INFO(walhook->Output());
+  Exec(db, "INSERT INTO notes SELECT generate_series(1, 20)");
+  REQUIRE(WaitFor([&] { return SinkIds(sink->Output()).size() == 20; }, 10s, 100ms));
+  REQUIRE(WaitFor(
+      [&] { return walhook->Output().find("deletes refused by the test") != std::string::npos; },
+      15s, 100ms));
+  // Delivery went on through it: rows committed now arrive at once.
+  Exec(db, "INSERT INTO notes SELECT generate_series(21, 40)");
+  CHECK(WaitFor([&] { return SinkIds(sink->Output()).size() == 40; }, 5s, 50ms));
+  const std::string out = walhook->Output();
+  CHECK(CountLines(out, "retention: ") == 1);
+  CHECK(out.find("tried again at its next turn") != std::string::npos);
+  // The session was not ended: no reconnect.
+  CHECK(out.find("retrying with backoff") == std::string::npos);
+  CHECK(out.find("answers again") == std::string::npos);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'old_hook'") == 1);
+}
+
 TEST_CASE("setup: an unreachable source is retried and said once, then streams") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
