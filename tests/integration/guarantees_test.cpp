@@ -647,21 +647,29 @@ TEST_CASE("guarantee: retention reads what it changes, not the whole history") {
         "order_key) VALUES ('mm_idle', 'DB_INSERT', '{}', now(), now(), NULL), "
         "('mm_idle', 'DB_INSERT', '{}', now(), now(), '[2]') RETURNING id) "
         "SELECT string_agg(id::text, ',') FROM i");
-  Exec(db, "ANALYZE eventing.event_logs");
+  // The queue API's idempotency keys: 100,000 of the last day, one older.
+  Exec(db,
+       "INSERT INTO eventing.idempotency_keys (key, reply_status, reply_body, created_at) "
+       "SELECT 'k' || g, 200, '{}', now() - interval '1 h' FROM generate_series(1, 100000) g "
+       "UNION ALL SELECT 'old', 200, '{}', now() - interval '25 h'");
+  Exec(db, "ANALYZE eventing.event_logs, eventing.idempotency_keys");
   const std::string old_id = Q(db, "SELECT min(id) FROM eventing.event_logs");
-  // Rows read from event_logs by seq scans and through indexes, so far.
-  const auto rows_read = [&] {
+  // Rows read from a table by seq scans and through indexes, so far.
+  const auto rows_read = [&](const std::string& table) {
     return QL(db,
               "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables "
-              "WHERE relid = 'eventing.event_logs'::regclass");
+              "WHERE relid = '" +
+                  table + "'::regclass");
   };
-  const int64_t before = rows_read();
+  const int64_t before = rows_read("eventing.event_logs");
+  const int64_t keys_before = rows_read("eventing.idempotency_keys");
 
   // The first retention pass runs 5 s after the start.
   auto walhook = StartWalhook(db, "tidy", {"--retention", "1h"});
   const bool done = WaitFor(
       [&] {
         return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE id = " + old_id) == 0 &&
+               QL(db, "SELECT count(*) FROM eventing.idempotency_keys WHERE key = 'old'") == 0 &&
                Q(db, "SELECT string_agg(status, ',') FROM eventing.event_logs WHERE id IN (" +
                          ghosts + ")") == "cancel,cancel,cancel";
       },
@@ -679,8 +687,11 @@ TEST_CASE("guarantee: retention reads what it changes, not the whole history") {
       },
       10s, 100ms));
   // What it deleted, cancelled and probed, not the 100,000 it keeps.
-  const int64_t read = rows_read() - before;
+  const int64_t read = rows_read("eventing.event_logs") - before;
   CHECK(read < 1000);
+  const int64_t keys_read = rows_read("eventing.idempotency_keys") - keys_before;
+  CHECK(keys_read < 1000);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.idempotency_keys") == 100000);
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE status = 'processed'") == 100000);
   CHECK(Q(db, "SELECT string_agg(status, ',') FROM eventing.event_logs WHERE id IN (" + idle +
                   ")") == "staged,staged");
