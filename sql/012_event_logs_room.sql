@@ -1,0 +1,12 @@
+-- walhook 012: room on each page of event_logs for its events' outcomes.
+-- Every stored event is updated at least once (staged to processed or
+-- failed). With full pages the new version had to go to another page, and
+-- such an update writes a lock record to the write-ahead log before the
+-- update itself: one record more per event, for the walsender of every
+-- slot to read, and a search for free space in the backend. Filled to half
+-- when stored, a page keeps its events' outcomes (a new version is about
+-- the size of the old: the lease is dropped, the processing time added).
+-- The table does not grow for it: the versions that moved left their old
+-- pages half empty anyway. Applies to pages filled from now on; changing it
+-- blocks no reads or writes.
+ALTER TABLE @schema@.event_logs SET (fillfactor = 50);
