@@ -302,10 +302,10 @@ class Delivery::Dispatcher {
     if (!spare_.empty()) {
       r = std::move(spare_.back());
       spare_.pop_back();
-      curl_easy_reset(r->easy);
     } else {
       r = std::make_unique<Request>();
       r->easy = curl_easy_init();
+      Configure(*r);
     }
     const int64_t now_ms = EpochMs();
     r->event = std::move(event);
@@ -337,14 +337,22 @@ class Delivery::Dispatcher {
     }
     for (const std::string& h : target.headers) add(h);
 
+    // The rest was set once, by Configure.
     CURL* e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, target.url.c_str());
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
+    curl_multi_add_handle(multi_.get(), e);
+    active_.emplace(e, std::move(r));
+  }
+
+  // What every request of a handle shares; a handle keeps its Request.
+  void Configure(Request& r) {
+    CURL* e = r.easy;
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -356,12 +364,10 @@ class Delivery::Dispatcher {
     }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "walhook/" WALHOOK_VERSION);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Dispatcher::OnBody);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r.get());
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Dispatcher::OnHeader);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r.get());
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
-    curl_multi_add_handle(multi_.get(), e);
-    active_.emplace(e, std::move(r));
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r.error);
   }
 
   // Turns finished transfers into outcomes; returns how many.
