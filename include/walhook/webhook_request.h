@@ -5,10 +5,13 @@
 // used by one thread at a time.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "walhook/result.h"
+
+struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
 
 namespace walhook {
 
@@ -24,6 +27,24 @@ std::string BuildCloudEvent(int64_t id, std::string_view type, std::string_view 
 // key = the base64 after "whsec_". An error names what is wrong with the key.
 Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
                                         int64_t timestamp, std::string_view body);
+
+// The same signature, made again and again with one key: the key is decoded
+// and the HMAC set up once. (A one-shot HMAC looks its algorithms up on
+// every call: 4 % of walhook's CPU at 13k deliveries/s.) Used by one thread
+// at a time.
+class WebhookSigner {
+ public:
+  // An error names what is wrong with the key.
+  static Result<WebhookSigner> Make(std::string_view signing_key);
+  Result<std::string> Sign(std::string_view msg_id, int64_t timestamp, std::string_view body);
+
+ private:
+  struct Free {
+    void operator()(evp_mac_ctx_st* ctx) const;
+  };
+  explicit WebhookSigner(std::unique_ptr<evp_mac_ctx_st, Free> ctx) : ctx_(std::move(ctx)) {}
+  std::unique_ptr<evp_mac_ctx_st, Free> ctx_;
+};
 
 // Checks a webhook-signature header (space-separated "v1,<sig>" entries; one
 // match is enough) against the body.

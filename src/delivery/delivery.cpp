@@ -89,6 +89,9 @@ class Delivery::Dispatcher {
       : owner_(owner),
         multi_(curl_multi_init(), &curl_multi_cleanup),
         signer_(owner.cfg_.secret, owner.cfg_.node_id),
+        webhook_signer_(owner.cfg_.signing_secret.empty()
+                            ? Result<WebhookSigner>(Status::Error("no --signing-secret"))
+                            : WebhookSigner::Make(owner.cfg_.signing_secret)),
         rng_(std::random_device{}()) {
     curl_multi_setopt(multi_.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi_.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, long{kMaxInFlight});
@@ -327,10 +330,10 @@ class Delivery::Dispatcher {
     add("Content-Type: application/json");
     add("Expect:");  // no 100-continue round trip for large bodies
     add("X-SC-Token: " + signer_.Header(now_ms / 1000));
-    if (!owner_.cfg_.signing_secret.empty()) {
+    if (webhook_signer_.ok()) {
       const std::string id = std::to_string(r->event.id);
       const int64_t ts = now_ms / 1000;
-      auto sig = SignStandardWebhook(owner_.cfg_.signing_secret, id, ts, r->body);
+      auto sig = webhook_signer_->Sign(id, ts, r->body);
       add("webhook-id: " + id);
       add("webhook-timestamp: " + std::to_string(ts));
       if (sig.ok()) add("webhook-signature: " + *sig);
@@ -489,6 +492,7 @@ class Delivery::Dispatcher {
   Delivery& owner_;
   std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi_;
   TokenSigner signer_;
+  Result<WebhookSigner> webhook_signer_;  // an error without --signing-secret
   std::mt19937_64 rng_;
   std::thread thread_;
 

@@ -1,8 +1,9 @@
 #include "walhook/webhook_request.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <charconv>
 #include <ctime>
@@ -81,29 +82,53 @@ std::optional<std::string> Unbase64(std::string_view text) {
 
 }  // namespace
 
-Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
-                                        int64_t timestamp, std::string_view body) {
+void WebhookSigner::Free::operator()(evp_mac_ctx_st* ctx) const {
+  EVP_MAC_CTX_free(ctx);
+}
+
+Result<WebhookSigner> WebhookSigner::Make(std::string_view signing_key) {
   constexpr std::string_view kPrefix = "whsec_";
   if (signing_key.substr(0, kPrefix.size()) == kPrefix) signing_key.remove_prefix(kPrefix.size());
   const auto key = Unbase64(signing_key);
   if (!key || key->empty()) {
     return Status::Error("the signing secret is not base64 after whsec_");
   }
-  std::string signed_content;
-  signed_content.reserve(msg_id.size() + body.size() + 24);
-  signed_content.append(msg_id);
-  signed_content.push_back('.');
-  signed_content.append(std::to_string(timestamp));
-  signed_content.push_back('.');
-  signed_content.append(body);
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  std::unique_ptr<evp_mac_ctx_st, Free> ctx(hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr);
+  EVP_MAC_free(hmac);  // the context keeps its own reference
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
+  if (!ctx || EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key->data()),
+                           key->size(), params) != 1) {
+    return Status::Error("HMAC-SHA256 is not available");
+  }
+  return WebhookSigner(std::move(ctx));
+}
+
+Result<std::string> WebhookSigner::Sign(std::string_view msg_id, int64_t timestamp,
+                                        std::string_view body) {
+  const std::string stamp = std::to_string(timestamp);
+  auto update = [&](std::string_view part) {
+    return EVP_MAC_update(ctx_.get(), reinterpret_cast<const unsigned char*>(part.data()),
+                          part.size()) == 1;
+  };
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), key->data(), static_cast<int>(key->size()),
-           reinterpret_cast<const unsigned char*>(signed_content.data()), signed_content.size(),
-           mac, &mac_len) == nullptr) {
+  size_t mac_len = 0;
+  // A null key starts again with the key already set.
+  if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1 || !update(msg_id) || !update(".") ||
+      !update(stamp) || !update(".") || !update(body) ||
+      EVP_MAC_final(ctx_.get(), mac, &mac_len, sizeof(mac)) != 1) {
     return Status::Error("HMAC-SHA256 failed");
   }
   return "v1," + Base64(mac, mac_len);
+}
+
+Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
+                                        int64_t timestamp, std::string_view body) {
+  auto signer = WebhookSigner::Make(signing_key);
+  if (!signer.ok()) return Status::Error(signer.error());
+  return signer->Sign(msg_id, timestamp, body);
 }
 
 Status VerifyStandardWebhook(std::string_view signing_key, std::string_view msg_id,

@@ -37,6 +37,24 @@ TEST_CASE("webhook: Standard Webhooks signature matches the specification's exam
   CHECK_FALSE(SignStandardWebhook("whsec_not base64!", "id", 1, "{}").ok());
 }
 
+TEST_CASE("webhook: one signer signs each message as a fresh one would") {
+  auto signer = WebhookSigner::Make("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  REQUIRE(signer.ok());
+  // Nothing of one message stays for the next: the example again after
+  // others, long and empty bodies among them.
+  const std::string example = R"({"test": 2432232314})";
+  const std::string long_body(100000, 'x');
+  for (int round = 0; round < 3; ++round) {
+    CHECK(*signer->Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, example) ==
+          "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    CHECK(*signer->Sign("42", 7, long_body) ==
+          *SignStandardWebhook("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "42", 7, long_body));
+    CHECK(*signer->Sign("", 0, "") ==
+          *SignStandardWebhook("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "", 0, ""));
+  }
+  CHECK(WebhookSigner::Make("whsec_").error() == "the signing secret is not base64 after whsec_");
+}
+
 TEST_CASE("webhook: X-SC-Token is signed once and verifies with the project secret only") {
   TokenSigner signer("project-secret", "node-7");
   const std::string first = signer.Header(1000000);
