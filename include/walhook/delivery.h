@@ -111,7 +111,16 @@ class Delivery : public CommitListener {
   std::unordered_map<std::string, size_t> held_by_trigger_;
   std::unordered_set<int64_t> held_ids_;  // for lease renewal
   std::vector<AttemptRecord> outcomes_;   // to write
-  std::vector<int64_t> releases_;         // leases to give back, no attempt made
+  // Outcomes are written together: from when the first of them came, the
+  // store thread waits kOutcomeGather for more (the requests are made; only
+  // psql sees their outcomes later), unless one of them lets an ordered
+  // key's next event go, or a batch is full.
+  std::chrono::steady_clock::time_point outcomes_since_;
+  bool outcomes_urgent_ = false;
+  // Whether outcomes_ are to be written now.
+  // REQUIRES: mu_ held.
+  bool OutcomesDue(std::chrono::steady_clock::time_point now) const;
+  std::vector<int64_t> releases_;  // leases to give back, no attempt made
   // Parked events' ids by trigger, in insert order.
   std::unordered_map<std::string, std::deque<int64_t>> parked_;
   size_t parked_count_ = 0;     // in parked_
