@@ -175,6 +175,7 @@ class Delivery::Dispatcher {
     Clock::time_point started;
     int retries = 0;
     int retry_interval_ms = 0;
+    bool ordered = false;  // the trigger's, when sent: its key's next event waits for the outcome
     int timeout_ms = 0;
     char error[CURL_ERROR_SIZE] = {};
   };
@@ -223,7 +224,6 @@ class Delivery::Dispatcher {
         }
         inbox_.clear();
         targets = targets_;
-        if (targets) targets_in_use_ = targets;
         if (stop_ && !draining) {
           draining = true;
           deadline = Clock::now() + kStopWait;
@@ -328,6 +328,7 @@ class Delivery::Dispatcher {
     r->started = Clock::now();
     r->retries = target.retries;
     r->retry_interval_ms = target.retry_interval_ms;
+    r->ordered = target.ordered;
     r->timeout_ms = target.timeout_ms;
     if (r->headers != nullptr) curl_slist_free_all(r->headers);
     r->headers = nullptr;
@@ -384,6 +385,7 @@ class Delivery::Dispatcher {
   size_t Finish() {
     int left = 0;
     std::vector<AttemptRecord> records;
+    bool urgent = false;  // an outcome an ordered key waits for
     while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
       CURL* easy = msg->easy_handle;
@@ -394,6 +396,7 @@ class Delivery::Dispatcher {
       std::unique_ptr<Request> r = std::move(it->second);
       active_.erase(it);
       records.push_back(Judge(*r, rc));
+      urgent = urgent || r->ordered;
       auto q = queues_.find(r->event.trigger);
       if (q != queues_.end()) --q->second.in_flight;
       r->event.payload.clear();
@@ -421,11 +424,6 @@ class Delivery::Dispatcher {
     }
     // The events stay held until their outcomes are written: a store that
     // falls behind slows the dispatcher instead of piling up outcomes.
-    bool urgent = false;
-    for (const AttemptRecord& rec : records) {
-      const auto t = targets_in_use_->find(rec.trigger);
-      urgent = urgent || (t != targets_in_use_->end() && t->second.ordered);
-    }
     std::lock_guard<std::mutex> lock(owner_.mu_);
     const bool first = owner_.outcomes_.empty();
     if (first) owner_.outcomes_since_ = Clock::now();
@@ -523,8 +521,6 @@ class Delivery::Dispatcher {
   // The loop thread's own.
   std::map<std::string, Queue> queues_;
   std::string last_served_;
-  std::shared_ptr<const std::unordered_map<std::string, Target>> targets_in_use_ =
-      std::make_shared<const std::unordered_map<std::string, Target>>();
   std::unordered_map<CURL*, std::unique_ptr<Request>> active_;
   std::vector<std::unique_ptr<Request>> spare_;
 };
