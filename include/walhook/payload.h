@@ -9,6 +9,7 @@
 #include "walhook/change.h"
 #include "walhook/json.h"
 #include "walhook/trigger.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 
@@ -30,12 +31,6 @@ class PayloadBuilder {
   std::vector<std::string_view> missing_;  // unchanged TOAST columns of this change
   std::vector<std::string_view> key_names_;
 };
-
-// True when `text` is well-formed UTF-8 (no overlongs, surrogates or bytes
-// past U+10FFFF).
-bool IsValidUtf8(std::string_view text);
-// Copies `text` to *out with each invalid byte replaced by U+FFFD.
-void ReplaceInvalidUtf8(std::string_view text, std::string* out);
 
 // Writes one column's value by its type (SPEC §4): numbers with their exact
 // digits, booleans, json/jsonb embedded, arrays as typed JSON arrays, the rest

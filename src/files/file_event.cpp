@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "walhook/json.h"
-#include "walhook/payload.h"
+#include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook {

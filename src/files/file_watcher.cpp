@@ -33,7 +33,7 @@
 #include "walhook/log.h"
 #include "walhook/matcher.h"
 #include "walhook/metrics.h"
-#include "walhook/payload.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {

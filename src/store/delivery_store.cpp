@@ -9,7 +9,7 @@
 
 #include "walhook/event_batch.h"
 #include "walhook/log.h"
-#include "walhook/payload.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {
@@ -24,26 +24,12 @@ std::string Channel(const std::string& schema) {
   return "walhook_triggers_" + schema;
 }
 
-// Text a `text` column can hold: valid UTF-8 without NUL bytes.
-std::string Storable(std::string_view text) {
-  std::string out;
-  if (IsValidUtf8(text)) {
-    out.assign(text);
-  } else {
-    ReplaceInvalidUtf8(text, &out);
-  }
-  for (size_t pos = out.find('\0'); pos != std::string::npos; pos = out.find('\0', pos)) {
-    out.replace(pos, 1, "\xEF\xBF\xBD");
-  }
-  return out;
-}
-
 void AppendNullable(std::string* literal, const std::string& value) {
   if (value.empty()) {
     if (literal->size() > 1) literal->push_back(',');
     literal->append("NULL");
   } else {
-    AppendArrayElement(literal, Storable(value));
+    AppendArrayElement(literal, StorableText(value));
   }
 }
 
@@ -89,7 +75,7 @@ std::vector<std::string> HeaderLines(const std::string& trigger, const std::stri
     if (name.empty() || name.find_first_of(":\r\n \t") != std::string::npos ||
         value.find_first_of("\r\n") != std::string::npos) {
       LogWarn("trigger \"{}\": header \"{}\" is not a valid HTTP header and is not sent", trigger,
-              Storable(name));
+              StorableText(name));
       continue;
     }
     out.push_back(name + ": " + value);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include "walhook/json.h"
 #include "walhook/pg_value.h"
 
 namespace walhook {
@@ -87,7 +88,6 @@ struct Condition::Impl {
 namespace {
 
 constexpr int64_t kMaxExponent = 1'000'000'000'000'000'000;  // 10^18
-constexpr int kMaxJsonDepth = 256;
 constexpr size_t kMaxJsonBytes = size_t{1} << 30;
 
 bool IsDigit(char c) {

@@ -1,4 +1,5 @@
 #include "walhook/condition.h"
+#include "walhook/json.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -700,9 +701,12 @@ TEST_CASE("condition: JsonDataSource") {
     CHECK(EvaluateOnData(Parse("payload IS NULL"), "{", DataShape::kPayload) == N);
   }
   SUBCASE("nesting is limited") {
-    const std::string ok = std::string(256, '[') + std::string(256, ']');
+    // The bound every JSON from outside has (SPEC §9): what the API takes,
+    // a condition can read.
+    const std::string ok = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
     CHECK(source.Reset(ok, DataShape::kPayload).ok());
-    const std::string deep = std::string(257, '[') + std::string(257, ']');
+    const std::string deep =
+        std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
     CHECK_FALSE(source.Reset(deep, DataShape::kPayload).ok());
     CHECK_FALSE(source.Reset(std::string(100000, '['), DataShape::kPayload).ok());
   }

@@ -403,27 +403,3 @@ TEST_CASE("payload: one builder, many changes") {
 
 }  // namespace
 }  // namespace walhook
-
-namespace walhook {
-namespace {
-
-TEST_CASE("payload: invalid UTF-8 is replaced, valid UTF-8 kept") {
-  CHECK(IsValidUtf8(""));
-  CHECK(IsValidUtf8("plain ascii"));
-  CHECK(IsValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
-  CHECK_FALSE(IsValidUtf8("caf\xE9"));           // LATIN1 é
-  CHECK_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong
-  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
-  CHECK_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // past U+10FFFF
-  CHECK_FALSE(IsValidUtf8("\xE2\x82"));          // cut short
-  std::string out;
-  ReplaceInvalidUtf8("caf\xE9!", &out);
-  CHECK(out == "caf\xEF\xBF\xBD!");
-  ReplaceInvalidUtf8("ok \xC3\xA9", &out);
-  CHECK(out == "ok \xC3\xA9");
-  ReplaceInvalidUtf8("\xE2\x82", &out);
-  CHECK(out == "\xEF\xBF\xBD\xEF\xBF\xBD");
-}
-
-}  // namespace
-}  // namespace walhook
