@@ -17,6 +17,15 @@ namespace walhook {
 // A chain of events queued by responses is cut past this depth.
 inline constexpr int kMaxChainDepth = 16;
 
+// The range of an event's "delay" and "timestamp" (SPEC §9: out of range is
+// a client's mistake, refused, never a database error). A timestamp is at most
+// 9999-12-31T23:59:59.999Z (and, as a string, not before 0001-01-01), a delay
+// at most 100 years: a due time is then always before the year 10100, which
+// Postgres's timestamptz holds (its limit is 294276 AD).
+inline constexpr int64_t kMaxTimestampMs = 253402300799999;     // 9999-12-31T23:59:59.999Z
+inline constexpr int64_t kMinTimestampMs = -62135596800000;     // 0001-01-01T00:00:00Z
+inline constexpr int64_t kMaxDelayMs = 100LL * 36525 * 864000;  // 100 years of 365.25 days
+
 // A custom event to queue.
 struct ChainedEvent {
   std::string type;
@@ -49,8 +58,10 @@ std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view
 
 // POST /v1/api/{project}/eventing/queue's body (SPEC §5): {"type",
 // "payload", "delay" (ms), "timestamp" (RFC 3339 or epoch ms), "options"
-// (an object, accepted and unused), "isSynchronous"}. The error is one line,
-// for a 400.
+// (an object, accepted and unused), "isSynchronous"}. Read with ParseJson
+// (depth and UTF-8 checked). The error is one line, for a 400: not JSON,
+// invalid UTF-8, nested too deep, a wrong type, a negative or out-of-range
+// delay, an impossible or out-of-range timestamp.
 struct QueueRequest {
   ChainedEvent event;
   bool synchronous = false;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -85,12 +86,33 @@ class TokenSigner {
 };
 
 // A JWT for the queue API (`walhook token`): HS256 over `project_key`, claims
-// id "walhook-cli", role "user", iat, exp = iat + ttl_s.
-std::string SignProjectToken(std::string_view project_key, int64_t now_s, int64_t ttl_s);
+// id "walhook-cli", role `role`, iat, exp = iat + ttl_s.
+std::string SignProjectToken(std::string_view project_key, int64_t now_s, int64_t ttl_s,
+                             std::string_view role = "user");
 
-// A JWT of this project (HS256 over `project_key`, not expired at `now_s`).
-// The error says why not, without echoing the token.
-Status VerifyToken(std::string_view token, std::string_view project_key, int64_t now_s);
+// What a verified token says.
+struct TokenClaims {
+  std::string role;  // "" when the claims have no string "role"
+  int64_t exp = 0;   // seconds since the epoch
+};
+
+// Tokens longer than this are refused unread.
+inline constexpr size_t kMaxTokenBytes = 8192;
+
+// Whether `token` is a JWT of this project: exactly three base64url segments
+// (no padding, no stray bits), a header that is a JSON object with "alg"
+// "HS256", an HMAC-SHA256 over `project_key` that matches (compared in
+// constant time), and claims that are a JSON object with a numeric "exp"
+// after `now_s`. Safe for any bytes (SPEC §9): no input crashes, throws or
+// reads out of bounds. The error is one line saying why not, without echoing
+// the token. On success, *claims (when given) gets the role and exp.
+Status VerifyToken(std::string_view token, std::string_view project_key, int64_t now_s,
+                   TokenClaims* claims = nullptr);
+
+// The token of an "Authorization: Bearer <token>" header value ("Bearer"
+// matched case-insensitively, then one or more spaces); nullopt when the
+// value is not of that form.
+std::optional<std::string_view> BearerToken(std::string_view authorization);
 
 // How a delivery attempt ended.
 enum class Outcome {

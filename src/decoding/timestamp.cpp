@@ -25,6 +25,18 @@ int64_t DaysFromCivil(int64_t y, int m, int d) {
   return era * 146097 + day_of_era - 719468;
 }
 
+bool IsLeapYear(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+// Whether the day exists in that month (2024-02-30 does not).
+bool IsRealDate(int year, int month, int day) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1) return false;
+  const int last = kDays[month - 1] + (month == 2 && IsLeapYear(year) ? 1 : 0);
+  return day <= last;
+}
+
 }  // namespace
 
 std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
@@ -36,7 +48,7 @@ std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
       !Digits(s, 17, 2, &second)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+  if (!IsRealDate(year, month, day) || hour > 23 || minute > 59 || second > 60) {
     return std::nullopt;
   }
   size_t pos = 19;
@@ -79,7 +91,7 @@ std::optional<int64_t> PgTimestampMs(std::string_view s) {
       s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' || !Digits(s, 17, 2, &second)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
+  if (!IsRealDate(year, month, day) || hour > 23 || minute > 59 || second > 59) {
     return std::nullopt;
   }
   size_t pos = 19;

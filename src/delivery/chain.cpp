@@ -7,6 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "walhook/json.h"
 #include "walhook/queued_event.h"
 #include "walhook/timestamp.h"
 #include "walhook/webhook_request.h"
@@ -120,21 +121,30 @@ std::optional<std::string> ParseEntry(const rapidjson::Value& v,
   }
   const auto delay = v.FindMember("delay");
   if (delay != v.MemberEnd() && !delay->value.IsNull()) {
-    if (!delay->value.IsNumber() || delay->value.GetDouble() < 0 ||
-        delay->value.GetDouble() > 9.0e15) {
-      return "\"delay\" is not a number of milliseconds";
+    if (!delay->value.IsNumber()) return "\"delay\" is not a number of milliseconds";
+    const double d = delay->value.GetDouble();
+    if (d < 0) return "\"delay\" is negative";
+    if (!(d <= static_cast<double>(kMaxDelayMs))) {
+      return fmt::format("\"delay\" is over {} ms (100 years)", kMaxDelayMs);
     }
-    out->delay_ms = static_cast<int64_t>(delay->value.GetDouble());
+    out->delay_ms = static_cast<int64_t>(d);
   }
   const auto ts = v.FindMember("timestamp");
   if (ts != v.MemberEnd() && !ts->value.IsNull()) {
     if (ts->value.IsString()) {
       out->at_ms =
           ParseRfc3339Ms(std::string_view(ts->value.GetString(), ts->value.GetStringLength()));
-      if (!out->at_ms) return "\"timestamp\" is not an RFC 3339 time";
-    } else if (ts->value.IsNumber() && ts->value.GetDouble() >= 0 &&
-               ts->value.GetDouble() < 1.0e15) {
-      out->at_ms = static_cast<int64_t>(ts->value.GetDouble());
+      if (!out->at_ms) return "\"timestamp\" is not an RFC 3339 time (or not a real date)";
+      if (*out->at_ms < kMinTimestampMs || *out->at_ms > kMaxTimestampMs) {
+        return "\"timestamp\" is out of range (years 0001 to 9999)";
+      }
+    } else if (ts->value.IsNumber()) {
+      const double t = ts->value.GetDouble();
+      if (!(t >= 0 && t <= static_cast<double>(kMaxTimestampMs))) {
+        return fmt::format("\"timestamp\" is out of range (epoch ms from 0 to {})",
+                           kMaxTimestampMs);
+      }
+      out->at_ms = static_cast<int64_t>(t);
     } else {
       return "\"timestamp\" is neither an RFC 3339 time nor epoch milliseconds";
     }
@@ -145,16 +155,16 @@ std::optional<std::string> ParseEntry(const rapidjson::Value& v,
 }  // namespace
 
 std::optional<std::string_view> RawJsonMember(std::string_view object, std::string_view key) {
-  rapidjson::Document doc;
-  doc.Parse(object.data(), object.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  // Checked, not parsed: RawMember only scans text known to be valid JSON.
+  if (!CheckJson(object).ok()) return std::nullopt;
   return RawMember(object, key);
 }
 
 Result<QueueRequest> ParseQueueRequest(std::string_view body) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
-  if (doc.HasParseError()) return Status::Error("the body is not JSON");
+  if (Status st = ParseJson(body, &doc); !st.ok()) {
+    return Status::Error(fmt::format("the body is {}", st.message()));
+  }
   if (!doc.IsObject()) return Status::Error("the body is not a JSON object");
   QueueRequest out;
   if (const auto error = ParseEntry(doc, body, &out.event)) return Status::Error(*error);

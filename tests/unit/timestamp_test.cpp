@@ -20,6 +20,21 @@ TEST_CASE("ParseRfc3339Ms") {
   CHECK_FALSE(ParseRfc3339Ms("1970-01-01T00:00:00Zjunk").has_value());
 }
 
+TEST_CASE("ParseRfc3339Ms: only days that exist") {
+  CHECK(ParseRfc3339Ms("2024-02-29T00:00:00Z").has_value());  // a leap year
+  CHECK(ParseRfc3339Ms("2000-02-29T00:00:00Z").has_value());  // divisible by 400
+  CHECK(ParseRfc3339Ms("2024-04-30T00:00:00Z").has_value());
+  CHECK(ParseRfc3339Ms("2024-12-31T00:00:00Z").has_value());
+  for (const char* text : {"2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+                           "2024-04-31T00:00:00Z", "2024-06-31T00:00:00Z", "2024-09-31T00:00:00Z",
+                           "2024-11-31T00:00:00Z", "2024-01-32T00:00:00Z", "2024-01-00T00:00:00Z",
+                           "2024-00-10T00:00:00Z"}) {
+    CAPTURE(text);
+    CHECK_FALSE(ParseRfc3339Ms(text).has_value());
+  }
+  CHECK_FALSE(PgTimestampMs("2024-02-30 00:00:00+00").has_value());
+}
+
 TEST_CASE("PgTimestampMs reads Postgres's ISO text as (extract(epoch FROM t) * 1000)::int8") {
   // Each value is what Postgres 15 answered for the same text.
   CHECK(PgTimestampMs("2026-11-28 04:06:36.900285+00") == 1795838796900);
