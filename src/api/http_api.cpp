@@ -1,11 +1,7 @@
 #include "walhook/http_api.h"
 
-#include <httplib.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -13,14 +9,17 @@
 
 #include <fmt/format.h>
 
+#include "walhook/api_request.h"
 #include "walhook/chain.h"
 #include "walhook/delivery.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
+#include "walhook/http_server.h"
+#include "walhook/json.h"
 #include "walhook/log.h"
 #include "walhook/matcher.h"
 #include "walhook/metrics.h"
-#include "walhook/webhook_request.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {
@@ -28,28 +27,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Synchronous calls and keep-alive connections each hold a thread.
-constexpr size_t kApiThreads = 64;
-constexpr size_t kMaxBody = 1 << 20;
 constexpr milliseconds kSyncWait{10000};
 constexpr milliseconds kSyncPoll{10};
 constexpr milliseconds kTriggerCache{1000};
 constexpr milliseconds kHealthyBeat{5000};
-
-std::string ErrorJson(std::string_view message) {
-  rapidjson::StringBuffer b;
-  rapidjson::Writer<rapidjson::StringBuffer> w(b);
-  w.StartObject();
-  w.Key("error");
-  w.String(message.data(), static_cast<rapidjson::SizeType>(message.size()));
-  w.EndObject();
-  return std::string(b.GetString(), b.GetSize());
-}
-
-void Reply(httplib::Response& res, int status, const std::string& body) {
-  res.status = status;
-  res.set_content(body, "application/json");
-}
+// A keyed synchronous call whose answer was never stored (its node stopped
+// while it waited) is answered 504 once it is this old.
+constexpr std::chrono::seconds kAbandonedKey{30};
 
 int64_t NowS() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -57,16 +41,51 @@ int64_t NowS() {
       .count();
 }
 
+// What a database error means for the client (SPEC §9): a value of the
+// request Postgres refused (SQLSTATE class 22, data exception, or 54, a
+// limit) is the client's mistake; a lost or refused connection is 503; any
+// other error is walhook's. Never the exception's text.
+HttpResponse DatabaseError(const std::exception& e) {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string state = sql->sqlstate();
+    const std::string cls = state.substr(0, 2);
+    if (cls == "22" || cls == "54") {
+      return HttpError(400, fmt::format("the database refused a value of this request "
+                                        "(SQLSTATE {})",
+                                        Utf8Prefix(state, 5)));
+    }
+    if (cls != "08" && cls != "53" && cls != "57" && !state.empty()) {
+      LogWarn("queue API: SQLSTATE {}: {}", state, e.what());
+      return HttpError(500, fmt::format("internal error (SQLSTATE {})", Utf8Prefix(state, 5)));
+    }
+  }
+  LogWarn("queue API: {}", e.what());
+  return HttpError(503, "the eventing database is not available; try again");
+}
+
+// A request's answer as the Idempotency-Key stores it.
+struct Stored {
+  int status;
+  std::string body;
+};
+
 }  // namespace
 
 struct HttpApi::Impl {
-  Impl(const Config& c, Delivery& d) : cfg(c), delivery(d) {}
+  Impl(const Config& c, Delivery& d)
+      : cfg(c),
+        delivery(d),
+        server(HttpServerOptions{},
+               HttpHandlers{[this](const HttpRequest& head) {
+                              return CheckApiHead(head, cfg.project, cfg.secret, NowS());
+                            },
+                            [this](HttpRequest request, HttpResponder respond) {
+                              Handle(std::move(request), std::move(respond));
+                            }}) {}
 
   const Config& cfg;
   Delivery& delivery;
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> done{false};  // the server loop returned
+  HttpServer server;
 
   // Connections to the eventing database, lent one per request.
   std::mutex pool_mu;
@@ -75,6 +94,22 @@ struct HttpApi::Impl {
   std::mutex triggers_mu;
   std::shared_ptr<const Matcher> matcher;
   Clock::time_point matcher_loaded;
+
+  // Synchronous calls waiting for their webhook: one thread polls them all,
+  // so a waiting call holds no worker.
+  struct Waiting {
+    int64_t event_id;
+    Clock::time_point deadline;
+    std::string key;  // its Idempotency-Key, "" for none
+    HttpResponder respond;
+  };
+  std::mutex wait_mu;
+  std::condition_variable wait_cv;
+  std::vector<Waiting> waiting;  // guarded by wait_mu
+  bool wait_stop = false;        // guarded by wait_mu
+  std::thread waiter;
+
+  std::string Schema(pqxx::connection& c) const { return c.quote_name(cfg.schema); }
 
   std::unique_ptr<pqxx::connection> Borrow() {
     {
@@ -101,7 +136,7 @@ struct HttpApi::Impl {
     const auto rows =
         tx.exec(fmt::format("SELECT name, type, condition, enabled FROM {}.triggers "
                             "WHERE type !~ '^(DB|FILE)_'",
-                            c.quote_name(cfg.schema)));
+                            Schema(c)));
     std::vector<Trigger> triggers;
     for (const auto& r : rows) {
       std::optional<std::string> condition;
@@ -116,75 +151,100 @@ struct HttpApi::Impl {
     return matcher;
   }
 
-  void Healthz(httplib::Response& res) {
+  void Handle(HttpRequest request, HttpResponder respond) {
+    switch (RouteOf(request)) {
+      case ApiRoute::kHealthz: return respond(Healthz());
+      case ApiRoute::kMetrics:
+        return respond({200, GlobalMetrics().Render(), "text/plain; version=0.0.4"});
+      case ApiRoute::kQueue: return Queue(request, std::move(respond));
+      case ApiRoute::kNone: return respond(HttpError(404, "no such path"));
+    }
+  }
+
+  HttpResponse Healthz() {
     const auto since = GlobalMetrics().SinceBeat();
     const NodeRole role = GlobalMetrics().role();
     if (since > kHealthyBeat || role == NodeRole::kStarting) {
-      Reply(res, 503, ErrorJson("the replication loop is not running (connecting or retrying)"));
-      return;
+      return HttpError(503, "the replication loop is not running (connecting or retrying)");
     }
     try {
       auto c = Borrow();
       pqxx::nontransaction(*c).exec("SELECT 1");
       Return(std::move(c));
     } catch (const std::exception&) {
-      Reply(res, 503, ErrorJson("the eventing database does not answer"));
-      return;
+      return HttpError(503, "the eventing database does not answer");
     }
-    Reply(res, 200,
-          fmt::format(R"({{"status":"ok","role":"{}","node_id":"{}"}})",
-                      role == NodeRole::kStreaming ? "streaming" : "standby", cfg.node_id));
+    JsonBuffer b;
+    JsonWriter w(b);
+    w.StartObject();
+    w.Key("status");
+    w.String("ok");
+    w.Key("role");
+    w.String(role == NodeRole::kStreaming ? "streaming" : "standby");
+    w.Key("node_id");
+    std::string node_id;
+    ReplaceInvalidUtf8(cfg.node_id, &node_id);
+    w.String(node_id.data(), static_cast<rapidjson::SizeType>(node_id.size()));
+    w.EndObject();
+    return {200, std::string(b.GetString(), b.GetSize()), "application/json"};
   }
 
-  void Queue(const httplib::Request& req, httplib::Response& res) {
-    const std::string project = req.matches[1];
-    if (project != cfg.project) {
-      Reply(res, 404, ErrorJson(fmt::format("unknown project \"{}\"", project.substr(0, 64))));
-      return;
-    }
-    const std::string auth = req.get_header_value("Authorization");
-    const std::string_view bearer = "Bearer ";
-    if (auth.size() <= bearer.size() || auth.compare(0, bearer.size(), bearer) != 0) {
-      Reply(res, 401, ErrorJson("missing token: send Authorization: Bearer <JWT>"));
-      return;
-    }
-    if (Status st = VerifyToken(std::string_view(auth).substr(bearer.size()), cfg.secret, NowS());
-        !st.ok()) {
-      Reply(res, 401, ErrorJson(fmt::format("bad token: {}", st.message())));
-      return;
-    }
+  void Queue(const HttpRequest& req, HttpResponder respond) {
+    // The head (project, token, key) was checked before the body was read.
     Result<QueueRequest> q = ParseQueueRequest(req.body);
-    if (!q.ok()) {
-      Reply(res, 400, ErrorJson(q.error()));
-      return;
-    }
-    const std::string key = req.get_header_value("Idempotency-Key");
+    if (!q.ok()) return respond(HttpError(400, q.error()));
+    const std::string key(req.Header("Idempotency-Key"));
     std::unique_ptr<pqxx::connection> c;
     try {
       c = Borrow();
-      const auto [status, body] = Store(*c, *q, key);
+      std::optional<HttpResponse> now = Store(*c, *q, key, req.body, respond);
       Return(std::move(c));
-      Reply(res, status, body);
+      if (now) respond(std::move(*now));
     } catch (const std::exception& e) {
-      LogWarn("queue API: {}", e.what());
-      Reply(res, 503, ErrorJson("the eventing database is not available; try again"));
+      respond(DatabaseError(e));
     }
   }
 
-  // Stores the event for every matching trigger (durable before the reply),
-  // and for a synchronous call waits for the first one's webhook.
-  std::pair<int, std::string> Store(pqxx::connection& c, const QueueRequest& q,
-                                    const std::string& key) {
-    const std::string s = c.quote_name(cfg.schema);
-    if (!key.empty()) {
-      pqxx::nontransaction tx(c);
-      const auto r =
-          tx.exec_params(fmt::format("SELECT reply_status, reply_body FROM {}.idempotency_keys "
-                                     "WHERE key = $1 AND created_at > now() - interval '24 h'",
-                                     s),
-                         key);
-      if (!r.empty()) return {r[0][0].as<int>(), r[0][1].as<std::string>()};
+  // A request with this key was answered or is in progress: its answer.
+  HttpResponse Replay(pqxx::connection& c, const std::string& key, const std::string& hash) {
+    const std::string s = Schema(c);
+    pqxx::nontransaction tx(c);
+    const auto r = tx.exec_params(
+        fmt::format("SELECT reply_status, reply_body, request_hash, final, "
+                    "created_at < now() - $2::int8 * interval '1 s' FROM {}.idempotency_keys "
+                    "WHERE key = $1",
+                    s),
+        key, static_cast<int64_t>(kAbandonedKey.count()));
+    if (r.empty()) return HttpError(409, "a request with this Idempotency-Key is in progress");
+    if (!r[0][2].is_null() && r[0][2].as<std::string>() != hash) {
+      return HttpError(422, "this Idempotency-Key was used with another request body");
     }
+    if (r[0][3].as<bool>()) return {r[0][0].as<int>(), r[0][1].as<std::string>()};
+    if (!r[0][4].as<bool>()) {
+      return HttpError(409, "a request with this Idempotency-Key is in progress; retry later");
+    }
+    // Its node stopped while it waited: the events stay queued.
+    const HttpResponse gone =
+        HttpError(504,
+                  "the first request with this Idempotency-Key ended without the webhook's answer; "
+                  "its events stay queued");
+    const auto kept = tx.exec_params(
+        fmt::format("UPDATE {}.idempotency_keys SET reply_status = $2, reply_body = $3, "
+                    "final = true WHERE key = $1 AND NOT final RETURNING key",
+                    s),
+        key, gone.status, gone.body);
+    if (kept.empty()) return Replay(c, key, hash);  // answered meanwhile
+    return gone;
+  }
+
+  // Stores the event for every matching trigger (durable before the reply),
+  // and the key with it. An answer now, or nullopt when a synchronous call
+  // waits (`respond` is then called by the waiter).
+  std::optional<HttpResponse> Store(pqxx::connection& c, const QueueRequest& q,
+                                    const std::string& key, const std::string& body,
+                                    const HttpResponder& respond) {
+    const std::string s = Schema(c);
+    const std::string hash = key.empty() ? "" : RequestHash(body);
     const ChainedEvent& e = q.event;
     std::vector<const Trigger*> matched;
     const auto triggers = Triggers(c);
@@ -192,9 +252,30 @@ struct HttpApi::Impl {
     std::string names = "{";
     for (const Trigger* t : matched) AppendArrayElement(&names, t->name);
     names += "}";
+    // A synchronous call's answer is final only once its webhook answered.
+    const bool final_now = !q.synchronous || matched.empty();
+    const Stored first = !q.synchronous    ? Stored{200, "{}"}
+                         : matched.empty() ? Stored{200, R"({"result":null})"}
+                                           : Stored{0, ""};
     std::vector<int64_t> ids;
     {
       pqxx::work tx(c);
+      if (!key.empty()) {
+        // Taken first: a concurrent duplicate waits here for this
+        // transaction, then sees the key.
+        const auto kept = tx.exec_params(
+            fmt::format("INSERT INTO {0}.idempotency_keys AS k (key, reply_status, reply_body, "
+                        "request_hash, final) VALUES ($1, $2, $3, $4, $5) "
+                        "ON CONFLICT (key) DO UPDATE SET reply_status = $2, reply_body = $3, "
+                        "request_hash = $4, final = $5, created_at = now() "
+                        "WHERE k.created_at <= now() - interval '24 h' RETURNING key",
+                        s),
+            key, first.status, first.body, hash, final_now);
+        if (kept.empty()) {
+          tx.abort();
+          return Replay(c, key, hash);
+        }
+      }
       const auto rows = tx.exec_params(
           fmt::format("INSERT INTO {}.event_logs (trigger_name, type, status, payload, ts, "
                       "event_ts) SELECT n, $2, 'staged', $3::json, "
@@ -204,69 +285,109 @@ struct HttpApi::Impl {
                       s),
           names, e.type, e.payload, e.delay_ms, e.at_ms ? std::to_string(*e.at_ms) : "");
       for (const auto& r : rows) ids.push_back(r[0].as<int64_t>());
-      if (!key.empty()) {
-        const auto kept = tx.exec_params(
-            fmt::format("INSERT INTO {0}.idempotency_keys AS k (key, reply_status, reply_body) "
-                        "VALUES ($1, 200, '{{}}') ON CONFLICT (key) DO UPDATE SET "
-                        "reply_status = 200, reply_body = '{{}}', created_at = now() "
-                        "WHERE k.created_at <= now() - interval '24 h' RETURNING key",
-                        s),
-            key);
-        if (kept.empty()) {
-          // Another request with this key got there first: its answer.
-          tx.abort();
-          pqxx::nontransaction again(c);
-          const auto r = again.exec_params(
-              fmt::format("SELECT reply_status, reply_body FROM {}.idempotency_keys "
-                          "WHERE key = $1",
-                          s),
-              key);
-          if (!r.empty()) return {r[0][0].as<int>(), r[0][1].as<std::string>()};
-          return {409, ErrorJson("a request with this Idempotency-Key is in progress")};
-        }
-      }
       tx.commit();
     }
     GlobalMetrics().AddQueued(ids.size());
     if (!ids.empty()) delivery.Poke();
-    if (!q.synchronous) return {200, "{}"};
-    std::pair<int, std::string> reply =
-        ids.empty() ? std::pair<int, std::string>{200, R"({"result":null})"} : Wait(c, ids.front());
-    if (!key.empty() && reply.first == 200) {
-      pqxx::nontransaction tx(c);
-      tx.exec_params(
-          fmt::format("UPDATE {}.idempotency_keys SET reply_body = $2 WHERE key = $1", s), key,
-          reply.second);
+    if (final_now) return HttpResponse{first.status, first.body, "application/json"};
+    {
+      std::lock_guard<std::mutex> lock(wait_mu);
+      waiting.push_back(Waiting{ids.front(), Clock::now() + kSyncWait, key, respond});
     }
-    return reply;
+    wait_cv.notify_one();
+    return std::nullopt;
   }
 
-  // Waits for event `id`'s delivery; its response's "response" is the result.
-  std::pair<int, std::string> Wait(pqxx::connection& c, int64_t id) {
-    const auto deadline = Clock::now() + kSyncWait;
-    const std::string sql = fmt::format(
-        "SELECT e.status, e.remark, (SELECT i.response_body FROM {0}.invocation_logs i "
-        "  WHERE i.event_id = e.id ORDER BY i.id DESC LIMIT 1) "
-        "FROM {0}.event_logs e WHERE e.id = $1",
-        c.quote_name(cfg.schema));
-    while (Clock::now() < deadline) {
-      pqxx::nontransaction tx(c);
-      const auto r = tx.exec_params(sql, id);
-      const std::string status = r.empty() ? "" : r[0][0].as<std::string>();
-      if (status == "processed") {
-        const std::string body = r[0][2].is_null() ? "" : r[0][2].as<std::string>();
-        const auto result = RawJsonMember(body, "response");
-        return {200, fmt::format(R"({{"result":{}}})", result ? *result : "null")};
-      }
-      if (status == "failed" || status == "cancel") {
-        const std::string remark = r[0][1].is_null() ? status : r[0][1].as<std::string>();
-        return {502, ErrorJson(fmt::format("event {} was not delivered: {}", id, remark))};
-      }
-      std::this_thread::sleep_for(kSyncPoll);
+  // The answer to a synchronous call once its event is done; nullopt while
+  // it is not.
+  static std::optional<HttpResponse> Outcome(int64_t id, const pqxx::row& r) {
+    const std::string status = r[1].as<std::string>();
+    if (status == "processed") {
+      const std::string body = r[3].is_null() ? "" : r[3].as<std::string>();
+      const auto result = RawJsonMember(body, "response");
+      return HttpResponse{200, fmt::format(R"({{"result":{}}})", result ? *result : "null"),
+                          "application/json"};
     }
-    return {504,
-            ErrorJson(fmt::format("no answer from the webhook within {} s; event {} stays queued",
-                                  kSyncWait.count() / 1000, id))};
+    if (status == "failed" || status == "cancel") {
+      const std::string remark = r[2].is_null() ? status : r[2].as<std::string>();
+      return HttpError(502, fmt::format("event {} was not delivered: {}", id, remark));
+    }
+    return std::nullopt;
+  }
+
+  // Stores a synchronous call's final answer under its key, then sends it.
+  void Finish(pqxx::connection* c, const Waiting& w, const HttpResponse& answer) {
+    if (!w.key.empty() && c != nullptr) {
+      try {
+        pqxx::nontransaction tx(*c);
+        tx.exec_params(fmt::format("UPDATE {}.idempotency_keys SET reply_status = $2, "
+                                   "reply_body = $3, final = true WHERE key = $1",
+                                   Schema(*c)),
+                       w.key, answer.status, answer.body);
+      } catch (const std::exception& e) {
+        // A retry then gets 409 until kAbandonedKey, then 504.
+        LogWarn("queue API: the answer of Idempotency-Key could not be stored: {}", e.what());
+      }
+    }
+    w.respond(answer);
+  }
+
+  void WaitLoop() {
+    std::unique_ptr<pqxx::connection> c;
+    std::unique_lock<std::mutex> lock(wait_mu);
+    while (!wait_stop) {
+      if (waiting.empty()) {
+        wait_cv.wait(lock, [&] { return wait_stop || !waiting.empty(); });
+        continue;
+      }
+      std::vector<Waiting> batch = waiting;
+      lock.unlock();
+      std::string ids = "{";
+      for (const Waiting& w : batch) ids += std::to_string(w.event_id) + ",";
+      ids.back() = '}';
+      std::vector<std::pair<int64_t, HttpResponse>> done;
+      try {
+        if (c == nullptr) c = std::make_unique<pqxx::connection>(cfg.eventing_db);
+        pqxx::nontransaction tx(*c);
+        const auto rows = tx.exec_params(
+            fmt::format("SELECT e.id, e.status, e.remark, (SELECT i.response_body FROM "
+                        "{0}.invocation_logs i WHERE i.event_id = e.id ORDER BY i.id DESC "
+                        "LIMIT 1) FROM {0}.event_logs e WHERE e.id = ANY($1::int8[])",
+                        Schema(*c)),
+            ids);
+        for (const auto& r : rows) {
+          const int64_t id = r[0].as<int64_t>();
+          if (auto answer = Outcome(id, r)) done.emplace_back(id, std::move(*answer));
+        }
+      } catch (const std::exception& e) {
+        LogWarn("queue API: waiting for synchronous calls: {}", e.what());
+        c.reset();
+      }
+      const auto now = Clock::now();
+      lock.lock();
+      std::vector<std::pair<Waiting, HttpResponse>> finished;
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        std::optional<HttpResponse> answer;
+        for (auto& [id, a] : done) {
+          if (id == it->event_id) answer = a;
+        }
+        if (!answer && now >= it->deadline) {
+          answer = HttpError(504, fmt::format("no answer from the webhook within {} s; event {} "
+                                              "stays queued",
+                                              kSyncWait.count() / 1000, it->event_id));
+        }
+        if (answer) {
+          finished.emplace_back(std::move(*it), std::move(*answer));
+          it = waiting.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      lock.unlock();
+      for (const auto& [w, answer] : finished) Finish(c.get(), w, answer);
+      lock.lock();
+      wait_cv.wait_for(lock, kSyncPoll, [&] { return wait_stop; });
+    }
   }
 };
 
@@ -279,57 +400,28 @@ HttpApi::~HttpApi() {
 
 void HttpApi::Start() {
   Impl& m = *impl_;
-  m.server.new_task_queue = [] { return new httplib::ThreadPool(kApiThreads); };
-  m.server.set_payload_max_length(kMaxBody);
-  // An answer goes out in more than one write; with Nagle's algorithm the
-  // last one waits for the client's delayed ACK, 40 ms per request.
-  m.server.set_tcp_nodelay(true);
-  m.server.Get("/healthz",
-               [&m](const httplib::Request&, httplib::Response& res) { m.Healthz(res); });
-  m.server.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(GlobalMetrics().Render(), "text/plain; version=0.0.4");
-  });
-  m.server.Post(R"(/v1/api/([^/]+)/eventing/queue)",
-                [&m](const httplib::Request& req, httplib::Response& res) { m.Queue(req, res); });
-  // Every other answer is JSON with an "error" too: 404, 405, 413.
-  m.server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string why;
-    switch (res.status) {
-      case 404: why = fmt::format("no such path: {} {}", req.method, req.path); break;
-      case 405: why = fmt::format("{} is not allowed on {}", req.method, req.path); break;
-      case 413: why = fmt::format("the body is over {} bytes", kMaxBody); break;
-      default: why = fmt::format("{} {}: refused with status {}", req.method, req.path, res.status);
-    }
-    res.set_content(ErrorJson(why), "application/json");
-  });
   const auto colon = m.cfg.listen.rfind(':');
   const std::string host = m.cfg.listen.substr(0, colon);
   const int port = std::stoi(m.cfg.listen.substr(colon + 1));
-  if (!m.server.bind_to_port(host.c_str(), port)) {
-    throw FatalError(kExitUsage, fmt::format("--listen: cannot listen on {} (in use, or not an "
-                                             "address of this host); use another, or off",
-                                             m.cfg.listen));
+  if (Status st = m.server.Bind(host, port); !st.ok()) {
+    throw FatalError(kExitUsage, fmt::format("--listen: cannot listen on {} ({}); use another "
+                                             "address, or off",
+                                             m.cfg.listen, st.message()));
   }
-  // Said with the streaming line: a setup error stays the only line.
-  m.thread = std::thread([&m] {
-    m.server.listen_after_bind();
-    m.done = true;
-  });
-  // stop() before the loop runs would be missed, and Stop would wait forever.
-  for (int i = 0; i < 500 && !m.server.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  m.server.Start();
+  m.waiter = std::thread([&m] { m.WaitLoop(); });
 }
 
 void HttpApi::Stop() {
-  if (!impl_->thread.joinable()) return;
-  // Until the loop has ended: a stop() that came before it started is lost.
-  while (!impl_->done) {
-    impl_->server.stop();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Impl& m = *impl_;
+  if (!m.waiter.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(m.wait_mu);
+    m.wait_stop = true;
   }
-  impl_->thread.join();
+  m.wait_cv.notify_all();
+  m.waiter.join();
+  m.server.Stop();
 }
 
 }  // namespace walhook
