@@ -21,10 +21,10 @@ struct HttpLimits {
 };
 
 struct HttpRequest {
-  std::string method;  // as sent ("GET", "POST", …)
-  std::string target;  // as sent, query string included
-  std::string path;    // the target up to '?'
-  int minor_version = 1;  // HTTP/1.<minor>
+  std::string method;                                        // as sent ("GET", "POST", …)
+  std::string target;                                        // as sent, query string included
+  std::string path;                                          // the target up to '?'
+  int minor_version = 1;                                     // HTTP/1.<minor>
   std::vector<std::pair<std::string, std::string>> headers;  // in order, values trimmed
   std::string body;                                          // decoded
   bool keep_alive = true;  // HTTP/1.1 unless "Connection: close"; 1.0 only with keep-alive
@@ -110,16 +110,16 @@ class HttpRequestParser {
   HttpLimits limits_;
   State state_ = State::kHead;
   HttpRequest request_;
-  std::string head_;     // the head's bytes so far
-  size_t scanned_ = 0;   // head_ before this holds no end of head
+  std::string head_;    // the head's bytes so far
+  size_t scanned_ = 0;  // head_ before this holds no end of head
   bool started_ = false;
   BodyMode body_mode_ = BodyMode::kNone;
   uint64_t content_length_ = 0;
   bool expects_continue_ = false;
   ChunkState chunk_state_ = ChunkState::kSize;
   uint64_t chunk_left_ = 0;
-  std::string line_;           // a chunk-size or trailer line being read
-  size_t trailer_bytes_ = 0;   // counted against max_head_bytes
+  std::string line_;          // a chunk-size or trailer line being read
+  size_t trailer_bytes_ = 0;  // counted against max_head_bytes
   int error_status_ = 0;
   std::string error_message_;
 };

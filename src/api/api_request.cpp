@@ -20,8 +20,8 @@ std::optional<std::string_view> QueueProject(std::string_view path) {
       path.substr(path.size() - kQueueSuffix.size()) != kQueueSuffix) {
     return std::nullopt;
   }
-  const std::string_view project = path.substr(
-      kQueuePrefix.size(), path.size() - kQueuePrefix.size() - kQueueSuffix.size());
+  const std::string_view project =
+      path.substr(kQueuePrefix.size(), path.size() - kQueuePrefix.size() - kQueueSuffix.size());
   if (project.find('/') != std::string_view::npos) return std::nullopt;
   return project;
 }
@@ -100,7 +100,8 @@ std::string RequestHash(std::string_view body) {
   EVP_Digest(body.data(), body.size(), digest, &size, EVP_sha256(), nullptr);
   std::string out;
   out.reserve(size * 2);
-  for (unsigned int i = 0; i < size; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
+  for (unsigned int i = 0; i < size; ++i)
+    fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
   return out;
 }
 

@@ -128,8 +128,8 @@ size_t HttpRequestParser::FeedHead(std::string_view data) {
   if (i < data.size()) started_ = true;
   for (; i < data.size(); ++i) {
     if (head_.size() >= limits_.max_head_bytes) {
-      Fail(431, fmt::format("the request line and headers are over {} bytes",
-                            limits_.max_head_bytes));
+      Fail(431,
+           fmt::format("the request line and headers are over {} bytes", limits_.max_head_bytes));
       return i;
     }
     const char c = data[i];
@@ -279,9 +279,8 @@ bool HttpRequestParser::TakeLine(std::string_view data, size_t* used, std::strin
 size_t HttpRequestParser::FeedBody(std::string_view data) {
   size_t i = 0;
   if (body_mode_ == BodyMode::kLength) {
-    const size_t take =
-        static_cast<size_t>(std::min<uint64_t>(content_length_ - request_.body.size(),
-                                               data.size()));
+    const size_t take = static_cast<size_t>(
+        std::min<uint64_t>(content_length_ - request_.body.size(), data.size()));
     request_.body.append(data.substr(0, take));
     if (request_.body.size() == content_length_) state_ = State::kDone;
     return take;

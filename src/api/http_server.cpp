@@ -76,7 +76,7 @@ std::string Serialize(const HttpResponse& r, bool close) {
 struct Completions {
   std::mutex mu;
   std::deque<std::pair<uint64_t, HttpResponse>> ready;  // guarded by mu
-  bool closed = false;                                   // guarded by mu
+  bool closed = false;                                  // guarded by mu
   int wake_fd = -1;
 };
 
@@ -139,7 +139,7 @@ struct HttpServer::Impl {
 
   std::mutex jobs_mu;
   std::condition_variable jobs_cv;
-  std::deque<Job> jobs;  // guarded by jobs_mu
+  std::deque<Job> jobs;    // guarded by jobs_mu
   bool jobs_done = false;  // guarded by jobs_mu
   std::vector<std::thread> workers;
 
@@ -165,9 +165,7 @@ struct HttpServer::Impl {
       const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN, or out of descriptors: try again on the next event
       if (conns.size() >= options.max_connections) {
-        const std::string busy =
-            Serialize(HttpError(503, "too many connections; try again"),
-                      true);
+        const std::string busy = Serialize(HttpError(503, "too many connections; try again"), true);
         [[maybe_unused]] const ssize_t n = send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
         close(fd);
         continue;
@@ -255,8 +253,8 @@ struct HttpServer::Impl {
           if (handlers.check_head) refused = handlers.check_head(c.parser.request());
           if (refused) return Answer(c, *refused, true);
           c.parser.ReadBody();
-          if (c.parser.expects_continue() &&
-              c.parser.state() == HttpRequestParser::State::kBody && c.pending.empty()) {
+          if (c.parser.expects_continue() && c.parser.state() == HttpRequestParser::State::kBody &&
+              c.pending.empty()) {
             c.out += "HTTP/1.1 100 Continue\r\n\r\n";
             Flush(c);
             if (conns.find(c.key) == conns.end()) return;
@@ -337,8 +335,9 @@ struct HttpServer::Impl {
       if (it == conns.end()) continue;
       Conn& c = *it->second;
       if (c.phase == Phase::kReading && (c.parser.started() || !c.pending.empty())) {
-        Refuse(c, 408,
-               fmt::format("no whole request within {} s", options.request_deadline.count() / 1000));
+        Refuse(
+            c, 408,
+            fmt::format("no whole request within {} s", options.request_deadline.count() / 1000));
         // A client that does not read its 408 goes at the next sweep.
         if (conns.find(key) != conns.end()) it->second->deadline = now + kLinger;
       } else {
@@ -420,15 +419,15 @@ Status HttpServer::Bind(const std::string& host_in, int port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
-  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
-                                 &found);
+  if (const int rc =
+          getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
       rc != 0) {
     return Status::Error(gai_strerror(rc));
   }
   std::string why = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          a->ai_protocol);
+    const int fd =
+        socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
     int yes = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));

@@ -59,12 +59,12 @@ TEST_CASE("CheckApiHead: routes, tokens and roles") {
   // The token walhook sends to webhooks is not a token for its API.
   TokenSigner signer(kKey, "node");
   CHECK(StatusOf(Head("POST", path, {{"Authorization", signer.Header(kNow)}})) == 403);
-  CHECK(StatusOf(Head("POST", path,
-                      {{"Authorization", "Bearer " + SignProjectToken(kKey, kNow, 60, "admin")}})) ==
-        0);
+  CHECK(StatusOf(
+            Head("POST", path,
+                 {{"Authorization", "Bearer " + SignProjectToken(kKey, kNow, 60, "admin")}})) == 0);
   // The message never echoes the token.
-  const auto r = CheckApiHead(Head("POST", path, {{"Authorization", user + "x"}}), "default",
-                              kKey, kNow);
+  const auto r =
+      CheckApiHead(Head("POST", path, {{"Authorization", user + "x"}}), "default", kKey, kNow);
   REQUIRE(r);
   CHECK(r->body.find(user.substr(7)) == std::string::npos);
 }
@@ -85,8 +85,7 @@ TEST_CASE("CheckApiHead: Idempotency-Key") {
   for (int i = 0; i < 255; ++i) wide += "\xc3\xa9";  // 255 characters, 510 bytes
   CHECK(CheckIdempotencyKey(wide).ok());
   CHECK_FALSE(CheckIdempotencyKey(wide + "e").ok());
-  CHECK(RequestHash("abc") ==
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(RequestHash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_CASE("ParseQueueRequest: client mistakes are refused with a message") {

@@ -178,8 +178,9 @@ TEST_CASE("http parser: malformed requests are 400") {
 
 TEST_CASE("http parser: keep-alive, Expect and the head before the body") {
   HttpRequestParser p;
-  p.Feed("POST / HTTP/1.1\r\nConnection: close\r\nExpect: 100-continue\r\n"
-         "Content-Length: 3\r\n\r\nabc");
+  p.Feed(
+      "POST / HTTP/1.1\r\nConnection: close\r\nExpect: 100-continue\r\n"
+      "Content-Length: 3\r\n\r\nabc");
   REQUIRE(p.state() == State::kHeadDone);
   CHECK(p.expects_continue());
   CHECK(p.content_length() == 3);
