@@ -102,6 +102,8 @@ class HttpRequestParser {
   size_t FeedHead(std::string_view data);
   size_t FeedBody(std::string_view data);
   void ParseHead();
+  // Acts on one whole line of a chunked body's framing.
+  void ChunkLine(std::string_view line);
   void Fail(int status, std::string message);
   // One line of a chunked body's framing, at most kMaxChunkLine bytes;
   // returns false while it is incomplete (then everything was consumed).

@@ -300,54 +300,57 @@ size_t HttpRequestParser::FeedBody(std::string_view data) {
     const bool whole = TakeLine(rest, &used, &line);
     i += used;
     if (!whole) continue;  // more to come, or failed
-    switch (chunk_state_) {
-      case ChunkState::kSize: {
-        const std::string_view size = Trim(std::string_view(line).substr(0, line.find(';')));
-        if (size.empty()) return Fail(400, "a chunk size is not hexadecimal"), i;
-        uint64_t n = 0;
-        for (const char c : size) {
-          int d;
-          if (c >= '0' && c <= '9') {
-            d = c - '0';
-          } else if (Lower(c) >= 'a' && Lower(c) <= 'f') {
-            d = Lower(c) - 'a' + 10;
-          } else {
-            return Fail(400, "a chunk size is not hexadecimal"), i;
-          }
-          // Past the limit already: no need to read more digits (or overflow).
-          if (n > limits_.max_body_bytes) break;
-          n = n * 16 + static_cast<uint64_t>(d);
-        }
-        if (n == 0) {
-          chunk_state_ = ChunkState::kTrailer;
-        } else if (n > limits_.max_body_bytes - request_.body.size()) {
-          return Fail(413, fmt::format("the body is over {} bytes", limits_.max_body_bytes)), i;
-        } else {
-          chunk_left_ = n;
-          chunk_state_ = ChunkState::kData;
-        }
-        break;
-      }
-      case ChunkState::kDataEnd:
-        if (!line.empty()) return Fail(400, "a chunk is longer than its size"), i;
-        chunk_state_ = ChunkState::kSize;
-        break;
-      case ChunkState::kTrailer:
-        if (line.empty()) {
-          state_ = State::kDone;
-          break;
-        }
-        trailer_bytes_ += line.size() + 2;
-        if (head_.size() + trailer_bytes_ > limits_.max_head_bytes) {
-          return Fail(431, fmt::format("the request line, headers and trailers are over {} bytes",
-                                       limits_.max_head_bytes)),
-                 i;
-        }
-        break;
-      case ChunkState::kData: break;
-    }
+    ChunkLine(line);
   }
   return i;
+}
+
+void HttpRequestParser::ChunkLine(std::string_view line) {
+  switch (chunk_state_) {
+    case ChunkState::kSize: {
+      const std::string_view size = Trim(line.substr(0, line.find(';')));
+      if (size.empty()) return Fail(400, "a chunk size is not hexadecimal");
+      uint64_t n = 0;
+      for (const char c : size) {
+        int d;
+        if (c >= '0' && c <= '9') {
+          d = c - '0';
+        } else if (Lower(c) >= 'a' && Lower(c) <= 'f') {
+          d = Lower(c) - 'a' + 10;
+        } else {
+          return Fail(400, "a chunk size is not hexadecimal");
+        }
+        // Past the limit already: no need to read more digits (or overflow).
+        if (n > limits_.max_body_bytes) break;
+        n = n * 16 + static_cast<uint64_t>(d);
+      }
+      if (n == 0) {
+        chunk_state_ = ChunkState::kTrailer;
+      } else if (n > limits_.max_body_bytes - request_.body.size()) {
+        Fail(413, fmt::format("the body is over {} bytes", limits_.max_body_bytes));
+      } else {
+        chunk_left_ = n;
+        chunk_state_ = ChunkState::kData;
+      }
+      return;
+    }
+    case ChunkState::kDataEnd:
+      if (!line.empty()) return Fail(400, "a chunk is longer than its size");
+      chunk_state_ = ChunkState::kSize;
+      return;
+    case ChunkState::kTrailer:
+      if (line.empty()) {
+        state_ = State::kDone;
+        return;
+      }
+      trailer_bytes_ += line.size() + 2;
+      if (head_.size() + trailer_bytes_ > limits_.max_head_bytes) {
+        Fail(431, fmt::format("the request line, headers and trailers are over {} bytes",
+                              limits_.max_head_bytes));
+      }
+      return;
+    case ChunkState::kData: return;  // data is not read by lines
+  }
 }
 
 HttpRequest HttpRequestParser::TakeRequest() {
