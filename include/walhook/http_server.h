@@ -9,6 +9,12 @@
 // from any thread (a synchronous queue call waits without holding a worker).
 // Every answer the server makes itself (400, 408, 413, 431, 503) is JSON
 // {"error": "…"}.
+// Why not cpp-httplib 0.11.4: it reads chunked bodies and headers without
+// bound and gives each connection a thread. Why not libmicrohttpd 0.9.75: its
+// own error answers (431, 413) are HTML, it has no whole-request deadline
+// (its timeout is per read) and no header count; each would need a patch
+// around it, and a synchronous wait needs suspend/resume. The parser this
+// server reads through is pure and unit-tested (http_parser.h).
 // Thread-safety: Start/Stop from one thread; a Responder from any thread.
 
 #include <chrono>
@@ -39,7 +45,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds request_deadline{10000};  // from the first byte (or accept) to a
                                                       // whole request
   size_t max_connections = 512;
-  size_t worker_threads = 4;
+  // Handlers that wait (for the database) hold one; synchronous calls do not.
+  size_t worker_threads = 8;
 };
 
 struct HttpHandlers {

@@ -131,6 +131,19 @@ TEST_CASE("VerifyToken: every byte at every place of a token is safe") {
   }
 }
 
+TEST_CASE("DescribeDelivery (walhook sink) checks hostile X-SC-Tokens safely") {
+  ReceivedRequest r;
+  r.body = std::string(100000, '[');
+  for (const char* header : {"Bearer \xff.a.b", "Bearer", "\xff", ""}) {
+    r.token_header = header;
+    CHECK(DescribeDelivery(r, kKey, "", kNow).find("token=BAD") != std::string::npos);
+  }
+  TokenSigner signer(kKey, "node");
+  const std::string good = signer.Header(kNow);
+  r.token_header = good;
+  CHECK(DescribeDelivery(r, kKey, "", kNow).find("token=ok") != std::string::npos);
+}
+
 TEST_CASE("BearerToken: the scheme is case-insensitive") {
   CHECK(BearerToken("Bearer abc") == "abc");
   CHECK(BearerToken("bearer abc") == "abc");
