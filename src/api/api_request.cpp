@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "walhook/utf8.h"

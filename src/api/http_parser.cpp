@@ -1,5 +1,7 @@
 #include "walhook/http_parser.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "walhook/json.h"
