@@ -2,7 +2,8 @@
 # The test command: installs what it needs, builds, runs every suite (unit,
 # integration against a throwaway Postgres it starts itself, and Space Cloud's
 # space-api npm client against the HTTP API), the unit suite
-# again under AddressSanitizer + UndefinedBehaviorSanitizer, and the format check.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, the format check,
+# and each libFuzzer target for 20 s (clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,8 @@ status=0
 meson test -C build --print-errorlogs --suite unit --suite integration || status=1
 meson test -C build-asan --print-errorlogs --suite unit || status=1
 ninja -C build clang-format-check || status=1
+# Every parser of untrusted bytes, fuzzed for a fixed time over its corpus.
+contrib/fuzz/run.sh 20 || status=1
 
 # One closing line over every doctest case that ran.
 passed=0

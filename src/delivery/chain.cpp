@@ -7,6 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "walhook/json.h"
 #include "walhook/queued_event.h"
 #include "walhook/timestamp.h"
 #include "walhook/webhook_request.h"
@@ -211,9 +212,7 @@ ResponseEvents ParseResponseEvents(std::string_view body) {
 
 std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
                        int64_t ts_ms, std::string_view trigger) {
-  rapidjson::Document parsed;
-  parsed.Parse<rapidjson::kParseFullPrecisionFlag>(data.data(), data.size());
-  const bool valid = !data.empty() && !parsed.HasParseError();
+  const bool valid = !data.empty() && CheckJson(data).ok();
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   w.StartObject();
