@@ -11,6 +11,8 @@ packages=(
   clang-format iproute2 curl
   # libFuzzer targets (contrib/fuzz/run.sh): clang and its fuzzer runtime
   clang libclang-rt-14-dev
+  # systemd-analyze, which checks contrib/walhook.service
+  systemd
 )
 
 missing=()
