@@ -9,6 +9,10 @@ packages=(
   nlohmann-json3-dev libssl-dev libfmt-dev doctest-dev libcpp-httplib-dev
   postgresql-15 postgresql-15-wal2json postgresql-client-15
   clang-format iproute2 curl
+  # libFuzzer targets (contrib/fuzz/run.sh): clang and its fuzzer runtime
+  clang libclang-rt-14-dev
+  # systemd-analyze, which checks contrib/walhook.service
+  systemd
 )
 
 missing=()

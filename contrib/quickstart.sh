@@ -14,8 +14,21 @@ ninja -C build src/walhook >/dev/null
 demo="$PWD/.walhook-demo"
 contrib/pgtmp.sh destroy "$demo" 2>/dev/null || true
 mkdir -p "$demo"
+# Ctrl-C or any exit stops and removes everything started here. Not under
+# set -e: a process that already ended must not stop the cleanup halfway.
+cleanup() {
+  set +e
+  trap - EXIT INT TERM
+  for pid in "${walhook_pid:-}" "${sink_pid:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  done
+  wait 2>/dev/null
+  contrib/pgtmp.sh destroy "$demo" >/dev/null 2>&1
+  rm -rf "$demo"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 port=$(contrib/pgtmp.sh start "$demo")
-trap 'kill "${walhook_pid:-0}" "${sink_pid:-0}" 2>/dev/null; wait 2>/dev/null; contrib/pgtmp.sh destroy "$demo" >/dev/null 2>&1 || true' EXIT
 src="host=127.0.0.1 port=$port dbname=postgres user=postgres"
 psql_cmd="psql \"$src\""
 psql() { command psql -X -q "$src" "$@"; }

@@ -2,13 +2,15 @@
 # The test command: installs what it needs, builds, runs every suite (unit,
 # integration against a throwaway Postgres it starts itself, and Space Cloud's
 # space-api npm client against the HTTP API), the unit suite
-# again under AddressSanitizer + UndefinedBehaviorSanitizer, and the format check.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, the format check,
+# and each libFuzzer target for 20 s (clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 contrib/deps.sh
 
-[ -f build/build.ninja ] || meson setup build >/dev/null
+# The project's own builds treat warnings as errors.
+[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build
 
 # Space Cloud's JavaScript client, for the API test that runs it unchanged
@@ -28,13 +30,19 @@ fi
 # Unoptimized: instrumented -O2 builds took minutes; -O0 takes one.
 [ -f build-asan/build.ninja ] ||
   meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dintegration=false >/dev/null
+    -Dintegration=false -Dwerror=true >/dev/null
 ninja -C build-asan tests/unit_tests
 
 status=0
 meson test -C build --print-errorlogs --suite unit --suite integration || status=1
 meson test -C build-asan --print-errorlogs --suite unit || status=1
 ninja -C build clang-format-check || status=1
+# Every parser of untrusted bytes, fuzzed for a fixed time over its corpus.
+contrib/fuzz/run.sh 20 || status=1
+# What packagers build: a release build, with the default options (warnings
+# are not errors there), must succeed.
+[ -f build-release/build.ninja ] || meson setup build-release --buildtype=release >/dev/null
+ninja -C build-release >build-release/ninja.log 2>&1 || { tail -n 30 build-release/ninja.log; status=1; }
 
 # One closing line over every doctest case that ran.
 passed=0

@@ -16,33 +16,126 @@ struct FlagSpec {
   bool repeatable = false;
   bool boolean = false;
   std::vector<std::string_view> commands;  // empty: every command
+  std::string_view arg;                    // the value's placeholder in help
+  std::string_view help;
 };
 
 const std::vector<FlagSpec>& Specs() {
   static const std::vector<FlagSpec> kSpecs = {
-      {"source", false, false, {"run", "init", "status", "drop"}},
-      {"eventing-db", false, false, {"run", "init", "status", "drop"}},
-      {"slot", false, false, {"run", "init", "status", "drop"}},
-      {"schema", false, false, {"run", "init", "status", "drop"}},
-      {"secret", false, false, {"run", "sink", "token"}},
-      {"secret-file", false, false, {"run", "sink", "token"}},
-      {"signing-secret", false, false, {"run", "sink"}},
-      {"ca-file", false, false, {"run"}},
-      {"node-id", false, false, {"run"}},
-      {"project", false, false, {"run"}},
-      {"listen", false, false, {"run", "sink"}},
-      {"watch-dir", true, false, {"run"}},
-      {"retention", false, false, {"run"}},
-      {"failed-retention", false, false, {"run"}},
-      {"log-format", false, false, {}},
-      {"heartbeat-interval", false, false, {"run"}},
-      {"schema-too", false, true, {"drop"}},
-      {"fail-rate", false, false, {"sink"}},
-      {"status", false, false, {"sink"}},
-      {"delay-ms", false, false, {"sink"}},
-      {"ttl", false, false, {"token"}},
+      {"source",
+       false,
+       false,
+       {"run", "init", "status", "drop"},
+       "CONNINFO",
+       "the source database: a libpq URI or key=value string (required)"},
+      {"eventing-db",
+       false,
+       false,
+       {"run", "init", "status", "drop"},
+       "CONNINFO",
+       "where walhook's tables live (default: the source)"},
+      {"slot",
+       false,
+       false,
+       {"run", "init", "status", "drop"},
+       "NAME",
+       "the logical replication slot (default walhook)"},
+      {"schema",
+       false,
+       false,
+       {"run", "init", "status", "drop"},
+       "NAME",
+       "the schema of walhook's tables (default eventing)"},
+      {"secret",
+       false,
+       false,
+       {"run", "sink", "token"},
+       "S",
+       "the project secret (HS256); prefer --secret-file or WALHOOK_SECRET"},
+      {"secret-file",
+       false,
+       false,
+       {"run", "sink", "token"},
+       "PATH",
+       "a file holding the project secret"},
+      {"signing-secret",
+       false,
+       false,
+       {"run", "sink"},
+       "whsec_...",
+       "Standard Webhooks key: adds webhook-id, -timestamp, -signature"},
+      {"ca-file",
+       false,
+       false,
+       {"run"},
+       "PATH",
+       "PEM certificates to trust for https webhooks (default: the system's)"},
+      {"node-id", false, false, {"run"}, "ID", "this node's name (default host name + pid)"},
+      {"project",
+       false,
+       false,
+       {"run"},
+       "NAME",
+       "the {project} of the queue API's path (default default)"},
+      {"listen",
+       false,
+       false,
+       {"run", "sink"},
+       "ADDR:PORT",
+       "the HTTP address (run: default 127.0.0.1:4122, off to disable; sink: 127.0.0.1:4123)"},
+      {"watch-dir", true, false, {"run"}, "DIR", "file events from this tree (repeatable)"},
+      {"retention",
+       false,
+       false,
+       {"run"},
+       "DURATION",
+       "keep processed and cancelled events this long (default 7d)"},
+      {"failed-retention",
+       false,
+       false,
+       {"run"},
+       "DURATION",
+       "keep failed events this long (default 30d)"},
+      {"log-format", false, false, {}, "text|json", "one line per record on stderr (default text)"},
+      {"heartbeat-interval",
+       false,
+       false,
+       {"run"},
+       "DURATION",
+       "idle time before a heartbeat lets the slot advance (default 10s)"},
+      {"schema-too", false, true, {"drop"}, "", "drop the schema too"},
+      {"fail-rate", false, false, {"sink"}, "F", "answer this share (0-1) with --status"},
+      {"status", false, false, {"sink"}, "CODE", "the failing answer's status (default 500)"},
+      {"delay-ms", false, false, {"sink"}, "N", "wait this long before each answer"},
+      {"ttl", false, false, {"token"}, "DURATION", "the token's lifetime (default 1h)"},
   };
   return kSpecs;
+}
+
+struct CommandSpec {
+  std::string_view name;
+  std::string_view help;
+};
+
+constexpr CommandSpec kCommands[] = {
+    {"run", "stream changes into event_logs and deliver them; serve the HTTP API"},
+    {"init", "apply migrations and create the slot, then exit (idempotent)"},
+    {"status", "print trigger_status and bridge_status as tables"},
+    {"drop", "remove the replication slot (--schema-too: and the schema)"},
+    {"sink", "a webhook receiver for trying things out: one line per delivery"},
+    {"token", "print a JWT signed with the project secret, for the queue API"},
+};
+
+const CommandSpec* FindCommand(std::string_view name) {
+  for (const CommandSpec& c : kCommands) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+bool TakesFlag(const FlagSpec& spec, std::string_view command) {
+  return spec.commands.empty() ||
+         std::find(spec.commands.begin(), spec.commands.end(), command) != spec.commands.end();
 }
 
 std::string EnvName(std::string_view flag) {
@@ -106,28 +199,35 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
 }
 
 std::string Usage() {
-  return "usage: walhook <command> [flags]\n"
-         "commands:\n"
-         "  run     stream changes into eventing.event_logs (migrates, creates the slot)\n"
-         "  init    apply migrations and create the slot, then exit\n"
-         "  status  print trigger_status and bridge_status\n"
-         "  drop    remove the replication slot (--schema-too: and the schema)\n"
-         "flags (each also read from WALHOOK_<FLAG>, e.g. WALHOOK_EVENTING_DB):\n"
-         "  --source CONNINFO        the source database (required)\n"
-         "  --eventing-db CONNINFO   where event_logs lives (default: the source)\n"
-         "  --slot NAME              replication slot (default walhook)\n"
-         "  --schema NAME            schema of walhook's tables (default eventing)\n"
-         "  --secret S | --secret-file PATH   project secret (HS256)\n"
-         "  --signing-secret whsec_… Standard Webhooks key\n"
-         "  --ca-file PATH           PEM certificates to trust for https webhooks\n"
-         "                           (default: the system's)\n"
-         "  --node-id ID             (default host name + pid)\n"
-         "  --project NAME           (default default)\n"
-         "  --listen ADDR:PORT|off   HTTP API (default 127.0.0.1:4122)\n"
-         "  --watch-dir DIR          repeatable\n"
-         "  --retention DURATION     (default 7d)   --failed-retention DURATION (default 30d)\n"
-         "  --log-format text|json\n"
-         "  --heartbeat-interval DURATION  idle-source heartbeat (default 10s)\n";
+  std::string out =
+      "usage: walhook <command> [flags]    (walhook <command> --help: its flags)\n"
+      "commands:\n";
+  for (const CommandSpec& c : kCommands) out += fmt::format("  {:<8}{}\n", c.name, c.help);
+  out +=
+      "  help    this text; walhook --version prints the version\n"
+      "Every flag also reads WALHOOK_<FLAG> (--eventing-db: WALHOOK_EVENTING_DB; a\n"
+      "repeatable flag takes a comma-separated list); the command line wins.\n"
+      "flags:\n";
+  for (const FlagSpec& f : Specs()) {
+    const std::string left = fmt::format("--{} {}", f.name, f.arg);
+    out += fmt::format("  {:<30} {}\n", left, f.help);
+  }
+  return out;
+}
+
+std::optional<std::string> CommandUsage(std::string_view command) {
+  const CommandSpec* c = FindCommand(command);
+  if (c == nullptr) return std::nullopt;
+  std::string out = fmt::format(
+      "usage: walhook {} [flags]\n{}\nflags (each also read from "
+      "WALHOOK_<FLAG>, e.g. --log-format: WALHOOK_LOG_FORMAT):\n",
+      c->name, c->help);
+  for (const FlagSpec& f : Specs()) {
+    if (!TakesFlag(f, command)) continue;
+    const std::string left = fmt::format("--{} {}", f.name, f.arg);
+    out += fmt::format("  {:<30} {}\n", left, f.help);
+  }
+  return out;
 }
 
 Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env,
@@ -135,8 +235,7 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
   if (args.empty()) return Status::Error("no command given (run, init, status or drop)");
   Config cfg;
   cfg.command = args[0];
-  const std::vector<std::string_view> commands = {"run", "init", "status", "drop", "sink", "token"};
-  if (std::find(commands.begin(), commands.end(), cfg.command) == commands.end()) {
+  if (FindCommand(cfg.command) == nullptr) {
     return Status::Error(fmt::format(
         "unknown command \"{}\" (run, init, status, drop, sink or token)", cfg.command));
   }
@@ -155,9 +254,7 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     }
     auto spec = std::find_if(Specs().begin(), Specs().end(),
                              [&](const FlagSpec& s) { return s.name == arg; });
-    if (spec == Specs().end() ||
-        (!spec->commands.empty() && std::find(spec->commands.begin(), spec->commands.end(),
-                                              cfg.command) == spec->commands.end())) {
+    if (spec == Specs().end() || !TakesFlag(*spec, cfg.command)) {
       return Status::Error(fmt::format("--{}: unknown flag for walhook {}", arg, cfg.command));
     }
     std::string value;

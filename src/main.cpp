@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -102,8 +103,17 @@ int Drop(const Config& cfg) {
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::fputs(Usage().c_str(), args.empty() ? stderr : stdout);
+    // `walhook help run` is `walhook run --help`.
+    const auto command = args.size() > 1 ? CommandUsage(args[1]) : std::nullopt;
+    std::fputs(command ? command->c_str() : Usage().c_str(), args.empty() ? stderr : stdout);
     return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (std::find_if(args.begin() + 1, args.end(),
+                   [](const std::string& a) { return a == "--help" || a == "-h"; }) != args.end()) {
+    if (const auto usage = CommandUsage(args[0])) {
+      std::fputs(usage->c_str(), stdout);
+      return kExitOk;
+    }
   }
   if (args[0] == "--version" || args[0] == "version") {
     fmt::print("walhook {}\n", WALHOOK_VERSION);

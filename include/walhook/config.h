@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "walhook/log.h"
@@ -48,7 +49,11 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
 // "7d", "30m", "1h30m", "45s", "500ms" → duration; nullopt when malformed.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
-// The usage text printed by --help.
+// The usage text printed by --help and `walhook help`: every command and flag.
 std::string Usage();
+
+// `walhook <command> --help`: what the command does and each flag it takes;
+// nullopt for an unknown command.
+std::optional<std::string> CommandUsage(std::string_view command);
 
 }  // namespace walhook

@@ -62,7 +62,11 @@ Status CheckJson(std::string_view text, int max_depth) {
   rapidjson::Reader reader;
   Guard guard(max_depth);
   const rapidjson::ParseResult r = reader.Parse<kReadFlags>(in, guard);
-  if (!r.IsError()) return Status::Ok();
+  if (!r.IsError()) {
+    // RapidJSON's streams read a NUL byte as the end of the text.
+    if (in.Tell() == text.size()) return Status::Ok();
+    return Status::Error(fmt::format("not JSON (a NUL byte) at byte {}", in.Tell()));
+  }
   if (guard.too_deep()) {
     return Status::Error(fmt::format("nested deeper than {} levels", max_depth));
   }

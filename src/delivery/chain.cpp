@@ -221,9 +221,7 @@ ResponseEvents ParseResponseEvents(std::string_view body) {
 
 std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
                        int64_t ts_ms, std::string_view trigger) {
-  rapidjson::Document parsed;
-  parsed.Parse<rapidjson::kParseFullPrecisionFlag>(data.data(), data.size());
-  const bool valid = !data.empty() && !parsed.HasParseError();
+  const bool valid = !data.empty() && CheckJson(data).ok();
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   w.StartObject();

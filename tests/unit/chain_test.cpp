@@ -69,6 +69,10 @@ TEST_CASE("DlqPayload") {
         R"("event_timestamp":"2025-11-28T10:00:00.250Z","event_name":"welcome"})");
   CHECK(DlqPayload(1, "X", "not json", 0, "t").find(R"("event_payload":null)") !=
         std::string::npos);
+  // Found by response_fuzz: a NUL byte ended the parse early, and the writer
+  // asserted on the raw text it was handed.
+  using namespace std::string_literals;
+  CHECK(DlqPayload(1, "X", "{}\0x"s, 0, "t").find(R"("event_payload":null)") != std::string::npos);
 }
 
 TEST_CASE("ParseQueueRequest: what space-api and curl send") {

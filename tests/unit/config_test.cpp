@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 namespace walhook {
 namespace {
@@ -411,11 +412,28 @@ TEST_CASE("ParseDuration") {
 
 TEST_CASE("Usage names the commands and flags") {
   const std::string u = Usage();
-  for (std::string_view s : {"run", "init", "status", "drop", "--source", "--secret-file",
-                             "--watch-dir", "--listen", "--retention", "WALHOOK_"}) {
+  for (std::string_view s :
+       {"run", "init", "status", "drop", "sink", "token", "--source", "--secret-file",
+        "--watch-dir", "--listen", "--retention", "--fail-rate", "--ttl", "WALHOOK_"}) {
     CAPTURE(s);
     CHECK(u.find(s) != std::string::npos);
   }
+}
+
+TEST_CASE("CommandUsage: each command says what it does and lists only its flags") {
+  for (std::string_view c : {"run", "init", "status", "drop", "sink", "token"}) {
+    CAPTURE(c);
+    const auto u = CommandUsage(c);
+    REQUIRE(u.has_value());
+    CHECK(u->starts_with(fmt::format("usage: walhook {} ", c)));
+    CHECK(u->find("--log-format") != std::string::npos);  // every command's
+  }
+  CHECK(CommandUsage("run")->find("--watch-dir DIR") != std::string::npos);
+  CHECK(CommandUsage("run")->find("--ttl") == std::string::npos);
+  CHECK(CommandUsage("token")->find("--ttl DURATION") != std::string::npos);
+  CHECK(CommandUsage("token")->find("--source") == std::string::npos);
+  CHECK(CommandUsage("drop")->find("--schema-too") != std::string::npos);
+  CHECK_FALSE(CommandUsage("nope").has_value());
 }
 
 }  // namespace

@@ -37,10 +37,19 @@ TEST_CASE("json: invalid UTF-8 is refused, raw or escaped") {
   Status st = CheckJson("{\"a\": \"\xff\"}");
   REQUIRE_FALSE(st.ok());
   CHECK(st.message().starts_with("invalid UTF-8"));
-  CHECK_FALSE(CheckJson("{\"\xC0\xAF\": 1}").ok());       // overlong, in a key
-  CHECK_FALSE(CheckJson(R"(["\udc00"])").ok());          // a lone low surrogate
-  CHECK_FALSE(CheckJson(R"(["\ud800"])").ok());          // a lone high surrogate
-  CHECK(CheckJson(R"(["\ud83d\ude00"])").ok());          // a pair
+  CHECK_FALSE(CheckJson("{\"\xC0\xAF\": 1}").ok());  // overlong, in a key
+  CHECK_FALSE(CheckJson(R"(["\udc00"])").ok());      // a lone low surrogate
+  CHECK_FALSE(CheckJson(R"(["\ud800"])").ok());      // a lone high surrogate
+  CHECK(CheckJson(R"(["\ud83d\ude00"])").ok());      // a pair
+}
+
+TEST_CASE("json: a NUL byte is not the end of the text") {
+  using namespace std::string_literals;
+  CHECK_FALSE(CheckJson("{}\0garbage"s).ok());
+  CHECK_FALSE(CheckJson("[1]\0"s).ok());
+  CHECK_FALSE(CheckJson("[\"a\0b\"]"s).ok());
+  rapidjson::Document doc;
+  CHECK_FALSE(ParseJson("{\"a\": 1}\0{"s, &doc).ok());
 }
 
 TEST_CASE("json: what is not one JSON value says so") {

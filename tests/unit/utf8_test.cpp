@@ -26,7 +26,9 @@ TEST_CASE("utf8: invalid UTF-8 is replaced, valid UTF-8 kept") {
 TEST_CASE("utf8: storable text has no NUL and no invalid bytes") {
   using namespace std::string_literals;
   CHECK(StorableText("ok") == "ok");
-  CHECK(StorableText("a\0b"s) == "a\xEF\xBF\xBD" "b");
+  CHECK(StorableText("a\0b"s) ==
+        "a\xEF\xBF\xBD"
+        "b");
   CHECK(StorableText("\xFF") == "\xEF\xBF\xBD");
 }
 
