@@ -47,7 +47,7 @@ std::string Emit(const std::string& conninfo, std::string_view content) {
   tx.exec("SELECT pg_logical_emit_message(true, 'walhook.eventing', decode('" + Hex(content) +
           "', 'hex'))");
   tx.commit();
-  return tx.conn().is_open() ? Q(conninfo, "SELECT pg_current_wal_lsn()::text") : "";
+  return Q(conninfo, "SELECT pg_current_wal_lsn()::text");
 }
 
 class Bridge {
@@ -136,8 +136,8 @@ void CheckStillFlows(Bridge& bridge, const std::string& db, Receiver& hook, int 
         return false;
       },
       10s);
-  CHECK_MESSAGE(delivered, "row " << n << " not delivered; " << hook.Count() - before
-                                  << " requests since");
+  CHECK_MESSAGE(delivered,
+                "row " << n << " not delivered; " << hook.Count() - before << " requests since");
   REQUIRE(bridge.process().Running());
 }
 
@@ -174,8 +174,8 @@ TEST_CASE("hostile role: forged logical messages make no event and never stop ca
 
   SUBCASE("nested a million levels deep, unsigned and with a MAC line") {
     const std::string deep = std::string(500000, '[') + std::string(500000, ']');
-    std::string lsn = Emit(hostile, "{\"type\" : \"FORGED\", \"delay_ms\" : 0, \"at\" : null}\n" +
-                                        deep);
+    std::string lsn =
+        Emit(hostile, "{\"type\" : \"FORGED\", \"delay_ms\" : 0, \"at\" : null}\n" + deep);
     CheckStillFlows(bridge, db, hook, ++n, lsn);
     lsn = Emit(hostile, "hmac-sha256 1 " + std::string(64, '0') +
                             "\n{\"type\" : \"FORGED\", \"xid\" : 1}\n" + deep);
@@ -205,11 +205,11 @@ TEST_CASE("hostile role: forged logical messages make no event and never stop ca
     // Read what queue_event wrote through a slot of the test's own.
     Exec(db, "SELECT pg_create_logical_replication_slot('spy', 'wal2json')");
     Exec(app, "SELECT eventing.queue_event('FORGED', '{\"amount\": 1}')");
-    const std::string content = Q(
-        db,
-        "SELECT (data::json)->>'content' FROM pg_logical_slot_get_changes('spy', NULL, NULL, "
-        "'format-version', '2', 'add-msg-prefixes', 'walhook.eventing') "
-        "WHERE (data::json)->>'action' = 'M'");
+    const std::string content =
+        Q(db,
+          "SELECT (data::json)->>'content' FROM pg_logical_slot_get_changes('spy', NULL, NULL, "
+          "'format-version', '2', 'add-msg-prefixes', 'walhook.eventing') "
+          "WHERE (data::json)->>'action' = 'M'");
     Exec(db, "SELECT pg_drop_replication_slot('spy')");
     REQUIRE(content.starts_with("hmac-sha256 "));
     REQUIRE(content.find("{\"amount\": 1}") != std::string::npos);
@@ -221,8 +221,9 @@ TEST_CASE("hostile role: forged logical messages make no event and never stop ca
     CheckStillFlows(bridge, db, hook, ++n, lsn);
     lsn = Emit(hostile, content);  // the same bytes, another transaction
     CheckStillFlows(bridge, db, hook, ++n, lsn);
-    CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'forged' "
-                 "AND payload->>'amount' = '1'") == 1);
+    CHECK(QL(db,
+             "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'forged' "
+             "AND payload->>'amount' = '1'") == 1);
     Exec(db, "DELETE FROM eventing.event_logs WHERE trigger_name = 'forged'");
   }
 
@@ -272,8 +273,7 @@ TEST_CASE("hostile role: queue_event is for the roles granted it; bad due times 
         std::string::npos);
   CHECK(refused(app, "'SHIPPED', '{}', delay => '200000000 years'").find("out of range") !=
         std::string::npos);
-  CHECK(refused(app, "'SHIPPED', '{}', delay => '-1 s'").find("zero or more") !=
-        std::string::npos);
+  CHECK(refused(app, "'SHIPPED', '{}', delay => '-1 s'").find("zero or more") != std::string::npos);
   CheckStillFlows(bridge, db, hook, 1, Q(db, "SELECT pg_current_wal_lsn()::text"));
 
   // The role granted EXECUTE queues events; the event is signed and delivered.
@@ -290,7 +290,8 @@ TEST_CASE("hostile role: queue_event is for the roles granted it; bad due times 
   CheckStillFlows(bridge, db, hook, 2, Q(db, "SELECT pg_current_wal_lsn()::text"));
 }
 
-TEST_CASE("capture: an event that cannot be stored is stored failed, its batch and the slot go on") {
+TEST_CASE(
+    "capture: an event that cannot be stored is stored failed, its batch and the slot go on") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Process init({WalhookBinary(), "init", "--source", db});
@@ -303,10 +304,11 @@ TEST_CASE("capture: an event that cannot be stored is stored failed, its batch a
        "ALTER TABLE eventing.event_logs ADD CONSTRAINT test_poison "
        "  CHECK (payload::text NOT LIKE '%poison%')");
   Receiver hook(4664);
-  Exec(db, "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
-           "('items', 'DB_INSERT', 'items', '" +
-               hook.Url("/items") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" +
-               hook.Url("/row") + "')");
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('items', 'DB_INSERT', 'items', '" +
+           hook.Url("/items") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" + hook.Url("/row") +
+           "')");
   Bridge bridge(db, 4665);
   // A small batch (one INSERT) and a large one (COPY), each with poison.
   Exec(db, "INSERT INTO items VALUES (1, 'fine'), (2, 'poison'), (3, 'fine')");
@@ -317,7 +319,7 @@ TEST_CASE("capture: an event that cannot be stored is stored failed, its batch a
   const std::string items = "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items'";
   CHECK(QL(db, items) == 203);
   CHECK(QL(db, items + " AND status = 'failed' AND remark LIKE '%could not be stored%test_poison%'"
-               " AND source_lsn IS NOT NULL") == 3);
+                       " AND source_lsn IS NOT NULL") == 3);
   CHECK(WaitFor([&] { return hook.Count() >= 201; }, 20s));
   // A restart replays nothing twice and keeps one row per event.
   bridge.Restart();
@@ -337,10 +339,11 @@ TEST_CASE("capture: writer connections killed under load give back every reserva
        "CREATE TABLE unrelated (id int PRIMARY KEY);"
        "CREATE TABLE load (id int PRIMARY KEY)");
   Receiver hook(4666);
-  Exec(db, "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
-           "('load', 'DB_INSERT', 'load', '" +
-               hook.Url("/load") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" +
-               hook.Url("/row") + "')");
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('load', 'DB_INSERT', 'load', '" +
+           hook.Url("/load") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" + hook.Url("/row") +
+           "')");
   Bridge bridge(db, 4667);
 
   std::atomic<bool> stop{false};
@@ -375,8 +378,9 @@ TEST_CASE("capture: writer connections killed under load give back every reserva
   CHECK(WaitFor([&] { return QL(db, stored) == rows; }, 60s, 250ms));
   CHECK(WaitFor(
       [&] {
-        return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load' "
-                      "AND status = 'processed'") == rows;
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'load' "
+                  "AND status = 'processed'") == rows;
       },
       60s, 250ms));
   CHECK(WaitFor(
