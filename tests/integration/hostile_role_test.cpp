@@ -52,16 +52,31 @@ std::string Emit(const std::string& conninfo, std::string_view content) {
 
 class Bridge {
  public:
-  Bridge(const std::string& db, int api_port) : db_(db), api_port_(api_port) { Start(); }
+  // `evt`: an eventing database other than the source `db`.
+  Bridge(const std::string& db, int api_port, const std::string& evt = "")
+      : db_(db), evt_(evt.empty() ? db : evt), api_port_(api_port) {
+    Start();
+  }
 
   void Start() {
-    process_ = std::make_unique<Process>(std::vector<std::string>{
-        WalhookBinary(), "run", "--source", db_, "--secret", kSecret, "--node-id", "hostile",
-        "--listen", "127.0.0.1:" + std::to_string(api_port_), "--heartbeat-interval", "300ms"});
+    std::vector<std::string> args = {WalhookBinary(),
+                                     "run",
+                                     "--source",
+                                     db_,
+                                     "--secret",
+                                     kSecret,
+                                     "--node-id",
+                                     "hostile",
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(api_port_),
+                                     "--heartbeat-interval",
+                                     "300ms"};
+    if (evt_ != db_) args.insert(args.end(), {"--eventing-db", evt_});
+    process_ = std::make_unique<Process>(args);
     const bool ok = WaitFor(
         [&] {
           try {
-            return QL(db_,
+            return QL(evt_,
                       "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
                       "AND node_id = 'hostile'") == 1 &&
                    Health() == 200;
@@ -102,6 +117,7 @@ class Bridge {
 
  private:
   std::string db_;
+  std::string evt_;
   int api_port_;
   std::unique_ptr<Process> process_;
 };
@@ -393,6 +409,84 @@ TEST_CASE("capture: writer connections killed under load give back every reserva
                << bridge.Metric("walhook_reserved_parked_events"));
   CheckStillFlows(bridge, db, hook, 1, "");
   CHECK(bridge.Metric("walhook_held_events") == 0);
+}
+
+TEST_CASE("hostile role: with a separate eventing database, only queue_event's events are made") {
+  TempPostgres source;
+  TempPostgres eventing;
+  const std::string src = source.conninfo();
+  const std::string evt = eventing.conninfo();
+  Process init({WalhookBinary(), "init", "--source", src, "--eventing-db", evt});
+  REQUIRE_MESSAGE(init.Wait(30s) == 0, init.Output());
+  // queue_event, its key and its rights are made in the source database.
+  CHECK(QL(src, "SELECT count(*) FROM eventing.queue_event_keys") == 1);
+  Exec(src,
+       "CREATE TABLE unrelated (id int PRIMARY KEY);"
+       "CREATE ROLE hostile LOGIN; CREATE ROLE app LOGIN;"
+       "GRANT USAGE ON SCHEMA eventing TO app, hostile;"
+       "GRANT EXECUTE ON FUNCTION eventing.queue_event(text, jsonb, interval, timestamptz) "
+       "  TO app");
+  Receiver hook(4668);
+  Exec(evt,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('forged', 'FORGED', NULL, '" +
+           hook.Url("/forged") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" +
+           hook.Url("/row") + "')");
+  Bridge bridge(src, 4669, evt);
+  const std::string hostile = source.conninfo("postgres", "hostile");
+  CHECK_THROWS(Exec(hostile, "SELECT eventing.queue_event('FORGED', '{}')"));
+  const std::string lsn =
+      Emit(hostile, "{\"type\" : \"FORGED\", \"delay_ms\" : 0, \"at\" : null}\n{\"forged\": true}");
+  Exec(source.conninfo("postgres", "app"), "SELECT eventing.queue_event('FORGED', '{\"n\": 1}')");
+  CheckStillFlows(bridge, src, hook, 1, lsn);
+  CHECK(WaitFor(
+      [&] {
+        return QL(evt,
+                  "SELECT count(*) FROM eventing.event_logs WHERE "
+                  "trigger_name = 'forged'") == 1;
+      },
+      10s));
+  CHECK(Q(evt, "SELECT payload::text FROM eventing.event_logs WHERE trigger_name = 'forged'") ==
+        "{\"n\": 1}");
+  // A restart installs queue_event again and keeps its key and rights.
+  bridge.Restart();
+  CHECK(QL(src, "SELECT count(*) FROM eventing.queue_event_keys") == 1);
+  CHECK_THROWS(Exec(hostile, "SELECT eventing.queue_event('FORGED', '{}')"));
+  Exec(source.conninfo("postgres", "app"), "SELECT eventing.queue_event('FORGED', '{\"n\": 2}')");
+  CHECK(WaitFor(
+      [&] {
+        return QL(evt,
+                  "SELECT count(*) FROM eventing.event_logs WHERE "
+                  "trigger_name = 'forged'") == 2;
+      },
+      10s));
+}
+
+TEST_CASE(
+    "queue_event: messages of the queue_event before 014 still in the slot make their events") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Process init({WalhookBinary(), "init", "--source", db});
+  REQUIRE_MESSAGE(init.Wait(30s) == 0, init.Output());
+  Exec(db, "CREATE TABLE unrelated (id int PRIMARY KEY)");
+  Receiver hook(4670);
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('old', 'OLD', NULL, '" +
+           hook.Url("/old") + "'), ('unrelated', 'DB_INSERT', 'unrelated', '" + hook.Url("/row") +
+           "')");
+  // As the old queue_event wrote it, while walhook was stopped for the
+  // upgrade; the upgrade (migration 014) came after it.
+  Emit(db, "{\"type\" : \"OLD\", \"delay_ms\" : 0, \"at\" : null}\n{\"n\": 1}");
+  Exec(db, "UPDATE eventing.queue_event_keys SET legacy_before = pg_current_wal_lsn()");
+  // The same, written after the upgrade: refused.
+  const std::string lsn =
+      Emit(db, "{\"type\" : \"OLD\", \"delay_ms\" : 0, \"at\" : null}\n{\"n\": 2}");
+  Bridge bridge(db, 4671);
+  CheckStillFlows(bridge, db, hook, 1, lsn);
+  CHECK(Q(db,
+          "SELECT string_agg(payload->>'n', ',') FROM eventing.event_logs "
+          "WHERE trigger_name = 'old'") == "1");
 }
 
 }  // namespace
