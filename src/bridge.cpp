@@ -322,10 +322,15 @@ class Streamer {
       throw;
     } catch (const pqxx::sql_error& e) {
       std::string why = e.what();
+      const std::string before = keys_error_;
       keys_error_ = fmt::format(
           "cannot read {}.queue_event_keys in the source database ({}): walhook's source role "
           "must own it (walhook init makes it) or be granted SELECT on it",
           cfg_.schema, StorableText(Utf8Prefix(why.substr(0, why.find('\n')), 200)));
+      if (keys_error_ != before) {
+        LogError("slot \"{}\": {}; until then every custom event queued with it is refused",
+                 cfg_.slot, keys_error_);
+      }
     }
   }
 

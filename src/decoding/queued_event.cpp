@@ -9,7 +9,6 @@
 #include <rapidjson/document.h>
 
 #include "walhook/json.h"
-#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {
@@ -99,8 +98,8 @@ Result<QueuedEvent> ParseQueuedEvent(std::string_view body) {
   }
   out.type.assign(type->value.GetString(), type->value.GetStringLength());
   if (!IsCustomEventType(out.type)) {
-    return Status::Error(fmt::format("queued event type \"{}\" is not a custom event type",
-                                     Utf8Prefix(out.type, 64)));
+    // Not quoted: the text is the sender's, and the log keeps one line per record.
+    return Status::Error("queued event whose type is not a custom event type");
   }
   std::optional<int64_t> delay, at, xid;
   if (!OptionalInt(header, "delay_ms", &delay) || delay.value_or(0) < 0 ||

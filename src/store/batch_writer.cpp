@@ -28,7 +28,11 @@ std::string Why(const pqxx::sql_error& e) {
   what = what.substr(0, what.find('\n'));
   if (what.starts_with("ERROR:")) what.remove_prefix(6);
   while (!what.empty() && what.front() == ' ') what.remove_prefix(1);
-  return StorableText(Utf8Prefix(what, 300));
+  std::string out = StorableText(Utf8Prefix(what, 300));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';  // one line in the log and the remark
+  }
+  return out;
 }
 
 }  // namespace
