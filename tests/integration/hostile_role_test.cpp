@@ -478,6 +478,11 @@ TEST_CASE(
   // As the old queue_event wrote it, while walhook was stopped for the
   // upgrade; the upgrade (migration 014) came after it.
   Emit(db, "{\"type\" : \"OLD\", \"delay_ms\" : 0, \"at\" : null}\n{\"n\": 1}");
+  // What the old queue_event wrote for delay => '10 years', at => '294270-01-01':
+  // due past what Postgres can store, it wedged the slot.
+  Emit(db,
+       "{\"type\" : \"OLD\", \"delay_ms\" : 315576000000, \"at\" : 9224097091200000}\n"
+       "{\"n\": 3}");
   Exec(db, "UPDATE eventing.queue_event_keys SET legacy_before = pg_current_wal_lsn()");
   // The same, written after the upgrade: refused.
   const std::string lsn =
@@ -486,7 +491,10 @@ TEST_CASE(
   CheckStillFlows(bridge, db, hook, 1, lsn);
   CHECK(Q(db,
           "SELECT string_agg(payload->>'n', ',') FROM eventing.event_logs "
-          "WHERE trigger_name = 'old'") == "1");
+          "WHERE trigger_name = 'old' AND status <> 'failed'") == "1");
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'old' "
+           "AND status = 'failed' AND remark LIKE '%due time%'") == 1);
 }
 
 }  // namespace
