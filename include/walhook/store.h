@@ -6,6 +6,7 @@
 // Thread-safety: each object is used by one thread.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,6 +93,12 @@ class EventStore {
   bool changed_ = false;
 };
 
+// The keys eventing.queue_event signs its messages with (sql/014).
+struct QueueEventKeys {
+  std::map<int64_t, std::string> keys;  // id → raw key bytes
+  Lsn legacy_before;  // unsigned messages committed before this are queue_event's of before 014
+};
+
 struct SlotState {
   bool exists = false;
   std::string plugin;
@@ -114,6 +121,10 @@ class SourceCatalog {
   // Creates or replaces `schema`.queue_event in the source database, for a
   // source that is not the eventing database (where a migration makes it).
   void InstallQueueEvent(const std::string& schema);
+  // The rows of `schema`.queue_event_keys (readable by its owner only: in a
+  // separate source database walhook's source role made it, in the eventing
+  // database the migrations did). Throws pqxx errors (no table, no right).
+  QueueEventKeys ReadQueueEventKeys(const std::string& schema);
   // Session advisory lock that makes one node the streaming one.
   bool TryLockSlot(const std::string& slot);
   // Session advisory lock around looking at and creating the slot, so nodes

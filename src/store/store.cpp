@@ -638,17 +638,42 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
 }
 
 void SourceCatalog::InstallQueueEvent(const std::string& schema) {
+  pqxx::work tx(conn_);
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema);
+  const std::string s = conn_.quote_name(schema);
+  tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+  // The function, then its key and what makes it sign (both may run again).
   for (const Migration& m : Migrations()) {
-    if (m.name != "queue_event") continue;
-    pqxx::work tx(conn_);
-    tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema);
-    const std::string s = conn_.quote_name(schema);
-    tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+    if (m.name != "queue_event" && m.name != "queue_event_key") continue;
     std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
     sql = ReplaceAll(sql, "'@prefix@'", tx.quote(MessagePrefix(schema)));
     tx.exec(sql);
-    tx.commit();
   }
+  tx.commit();
+}
+
+QueueEventKeys SourceCatalog::ReadQueueEventKeys(const std::string& schema) {
+  pqxx::read_transaction tx(conn_);
+  const auto rows = tx.exec(
+      fmt::format("SELECT id, encode(key, 'hex'), legacy_before::text FROM {}.queue_event_keys",
+                  conn_.quote_name(schema)));
+  QueueEventKeys out;
+  for (const auto& r : rows) {
+    const std::string hex = r[1].as<std::string>();
+    std::string key;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      key.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    out.keys.emplace(r[0].as<int64_t>(), std::move(key));
+    if (!r[2].is_null()) {
+      // The earliest: rows added later (rotation) do not widen it.
+      const Lsn lsn = Lsn::Parse(r[2].as<std::string>()).value_or(Lsn());
+      if (lsn.valid() && (!out.legacy_before.valid() || lsn < out.legacy_before)) {
+        out.legacy_before = lsn;
+      }
+    }
+  }
+  return out;
 }
 
 void SourceCatalog::Heartbeat(const std::string& prefix) {
