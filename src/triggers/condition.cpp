@@ -9,7 +9,9 @@
 #include <rapidjson/document.h>
 
 #include "walhook/json.h"
+#include "walhook/like.h"
 #include "walhook/pg_value.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 
@@ -28,7 +30,7 @@ enum class NodeKind : uint8_t {
   kIsTruth,   // test, negated; children: one
   kDistinct,  // negated (IS NOT DISTINCT FROM); children: lhs, rhs
   kIn,        // negated; children: lhs, then the list
-  kLike,      // negated, fold_case; children: text, pattern
+  kLike,      // negated, fold_case; arg: 1 + index into likes, or 0; children: text, pattern
 };
 
 enum class Op : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
@@ -63,6 +65,7 @@ struct Tree {
   std::vector<uint32_t> kids;
   std::vector<Literal> literals;
   std::vector<Ref> refs;
+  std::vector<LikePattern> likes;  // literal LIKE patterns, compiled once
   uint32_t root = 0;
 
   // Points each ref's views at its own strings (after building or copying).
@@ -192,38 +195,6 @@ int CompareDecimals(const Decimal& a, const Decimal& b) {
 }
 
 // ---------------------------------------------------------------------------
-// LIKE.
-
-// The length of the UTF-8 character at s[i]; 1 for a byte that does not
-// start a well-formed sequence, so matching always moves on.
-size_t CharLength(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n = 1;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-  }
-  if (i + n > s.size()) return 1;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 1;
-  }
-  return n;
-}
-
-bool PatternEndsWithEscape(std::string_view pattern) {
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '\\') {
-      if (i + 1 == pattern.size()) return true;
-      ++i;
-    }
-  }
-  return false;
-}
-
-// ---------------------------------------------------------------------------
 // Values.
 
 Truth FromBool(bool b) {
@@ -325,6 +296,9 @@ class Evaluator {
         if (text.type() != ValueType::kString || pattern.type() != ValueType::kString) {
           return Truth::kNull;
         }
+        if (n.arg != 0) {
+          return FromBool(tree_.likes[n.arg - 1].Matches(text.text()) != n.negated);
+        }
         const std::optional<bool> m = LikeMatch(text.text(), pattern.text(), n.fold_case);
         return m ? FromBool(*m != n.negated) : Truth::kNull;
       }
@@ -406,17 +380,19 @@ std::string Quote(std::string_view text) {
   constexpr size_t kShown = 24;
   const char quote = text.find('\'') == std::string_view::npos ? '\'' : '"';
   std::string out(1, quote);
-  for (size_t i = 0; i < text.size() && i < kShown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
+  // Cut between characters: the message goes into a text column.
+  const std::string_view shown = Utf8Prefix(text, kShown);
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const auto c = static_cast<unsigned char>(shown[i]);
     if (c < 0x20 || c == 0x7F) {
       out += fmt::format("\\x{:02x}", c);
     } else {
       out.push_back(static_cast<char>(c));
     }
   }
-  if (text.size() > kShown) out += "...";
+  if (text.size() > shown.size()) out += "...";
   out.push_back(quote);
-  return out;
+  return StorableText(out);
 }
 
 class Parser {
@@ -718,6 +694,16 @@ class Parser {
       Advance();
       uint32_t pattern = 0;
       if (!ParseOperand(depth, &pattern) || !CheckPattern(pattern)) return false;
+      const Node& p = tree_->nodes[pattern];
+      if (p.kind == NodeKind::kLiteral && tree_->literals[p.arg].type == ValueType::kString) {
+        // Checked above: it compiles (a literal is shorter than any limit).
+        std::optional<LikePattern> compiled =
+            LikePattern::Compile(tree_->literals[p.arg].text, node.fold_case);
+        if (compiled) {
+          tree_->likes.push_back(std::move(*compiled));
+          node.arg = static_cast<uint32_t>(tree_->likes.size());
+        }
+      }
       *out = Add(node, {lhs, pattern});
       return true;
     }
@@ -1094,51 +1080,6 @@ std::optional<int> CompareValues(const Value& a, const Value& b) {
   // Here at least one is a number (two strings were handled above).
   if (numeric_a && numeric_b) return CompareDecimal(a.text(), b.text());
   return std::nullopt;
-}
-
-std::optional<bool> LikeMatch(std::string_view text, std::string_view pattern,
-                              bool fold_ascii_case) {
-  if (PatternEndsWithEscape(pattern)) return std::nullopt;
-  // Greedy matching that returns to the last % on a mismatch: enough for
-  // patterns with only % and _, in O(text × pattern) at worst.
-  constexpr size_t kNone = std::string_view::npos;
-  size_t t = 0;
-  size_t p = 0;
-  size_t star_p = kNone;  // the pattern just after the last %
-  size_t star_t = 0;      // where that % started matching
-  while (t < text.size()) {
-    if (p < pattern.size()) {
-      char c = pattern[p];
-      if (c == '%') {
-        star_p = ++p;
-        star_t = t;
-        continue;
-      }
-      if (c == '_') {
-        t += CharLength(text, t);
-        ++p;
-        continue;
-      }
-      size_t step = 1;
-      if (c == '\\') {
-        c = pattern[p + 1];  // exists: checked above
-        step = 2;
-      }
-      const char x = text[t];
-      if (fold_ascii_case ? LowerAscii(x) == LowerAscii(c) : x == c) {
-        ++t;
-        p += step;
-        continue;
-      }
-    }
-    if (star_p == kNone) return false;
-    // Let the last % take one more character and try again from there.
-    star_t += CharLength(text, star_t);
-    t = star_t;
-    p = star_p;
-  }
-  while (p < pattern.size() && pattern[p] == '%') ++p;
-  return p == pattern.size();
 }
 
 // ---------------------------------------------------------------------------
