@@ -39,11 +39,16 @@ namespace walhook {
 // shorter than that by kMaxConditionBytes; a pattern taken from a value may
 // not be, and such a pattern matches nothing (LikeMatch gives nullopt).
 inline constexpr size_t kMaxLikeSegmentChars = 16 * 1024;
+// The most 64-bit words the Shift-And masks of one piece may take (8 MiB):
+// (distinct characters + 1) × ceil(characters / 64). A literal of at most
+// kMaxConditionBytes needs at most 3.7 MiB (5,461 distinct 3-byte characters).
+inline constexpr size_t kMaxLikeMaskWords = size_t{1} << 20;
 
 class LikePattern {
  public:
   // nullopt when `pattern` ends with an unescaped \, or when a piece with _
-  // between two % is longer than kMaxLikeSegmentChars characters.
+  // between two % is longer than kMaxLikeSegmentChars characters or its
+  // masks would take more than kMaxLikeMaskWords.
   static std::optional<LikePattern> Compile(std::string_view pattern, bool fold_ascii_case);
 
   // Whether `text` matches. Allocates nothing.
@@ -53,11 +58,11 @@ class LikePattern {
   // implementation's helpers; not part of the contract.
   struct Segment {
     static constexpr uint32_t kAny = 0xFFFFFFFF;  // a _ in `chars`
-    std::string bytes;            // a literal piece: its bytes, unescaped (folded)
-    bool literal = true;          // no _ and no stray byte: searched as bytes
-    bool kmp = false;             // literal, folded, with letters: searched by KMP
-    std::vector<uint32_t> chars;  // the characters' keys (kAny for _)
-    std::vector<uint32_t> fail;   // KMP failure function over `bytes`
+    std::string bytes;                            // a literal piece: its bytes, unescaped (folded)
+    bool literal = true;                          // no _ and no stray byte: searched as bytes
+    bool kmp = false;                             // literal, folded, with letters: searched by KMP
+    std::vector<uint32_t> chars;                  // the characters' keys (kAny for _)
+    std::vector<uint32_t> fail;                   // KMP failure function over `bytes`
     // Shift-And, for a piece with _ between two %: `words` words per mask,
     // one mask per distinct character, then the mask of _ alone (last).
     size_t words = 0;

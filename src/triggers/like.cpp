@@ -95,6 +95,10 @@ Segment MakeSegment(const std::vector<int>& items, bool fold, bool middle, bool*
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  if ((keys.size() + 1) * s.words > kMaxLikeMaskWords) {
+    *too_long = true;
+    return s;
+  }
   s.masks.assign((keys.size() + 1) * s.words, 0);
   s.ascii.assign(128, -1);
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -109,8 +113,8 @@ Segment MakeSegment(const std::vector<int>& items, bool fold, bool middle, bool*
     if (s.chars[j] == Segment::kAny) {
       for (size_t i = 0; i <= keys.size(); ++i) s.masks[i * s.words + j / 64] |= bit;
     } else {
-      const size_t i = static_cast<size_t>(
-          std::lower_bound(keys.begin(), keys.end(), s.chars[j]) - keys.begin());
+      const size_t i = static_cast<size_t>(std::lower_bound(keys.begin(), keys.end(), s.chars[j]) -
+                                           keys.begin());
       s.masks[i * s.words + j / 64] |= bit;
     }
   }
@@ -189,8 +193,7 @@ std::optional<LikePattern> LikePattern::Compile(std::string_view pattern, bool f
 // ends. A literal piece matches its bytes: it starts with a byte that starts
 // a character and ends with whole characters, so the text's characters there
 // are the piece's.
-bool LikePattern::MatchAt(const Segment& s, std::string_view text, size_t pos,
-                          size_t* end) const {
+bool LikePattern::MatchAt(const Segment& s, std::string_view text, size_t pos, size_t* end) const {
   if (s.literal) {
     if (text.size() - pos < s.bytes.size()) return false;
     if (!BytesEqual(text.data() + pos, s.bytes.data(), s.bytes.size(), fold_)) return false;
@@ -235,29 +238,43 @@ bool LikePattern::Find(const Segment& s, std::string_view text, size_t pos, size
     }
     return false;
   }
-  // Shift-And over characters: bit j of d is set when the piece's first j+1
-  // characters end at the character just read. Only the words up to the
-  // highest set bit (and the one a carry reaches) are updated.
+  // Shift-And over characters: bit j of the state is set when the piece's
+  // first j+1 characters end at the character just read. Two buffers, each
+  // word computed from the previous state only, so the loop has no chain
+  // from word to word (the compiler may vectorize it); element 0 is a
+  // sentinel whose top bit carries the 1 that starts a match anywhere. Only
+  // the words up to the highest set bit (and the next, which a carry
+  // reaches) are computed.
   const size_t m = s.chars.size();
   const size_t words = s.words;
   const uint64_t last_bit = uint64_t{1} << ((m - 1) % 64);
-  std::array<uint64_t, kMaxWords> d;
-  std::fill_n(d.begin(), words, 0);
-  size_t active = 0;  // d[active…] are zero
+  constexpr uint64_t kStart = uint64_t{1} << 63;
+  std::array<uint64_t, kMaxWords + 1> a;
+  std::array<uint64_t, kMaxWords + 1> b;
+  uint64_t* cur = a.data();
+  uint64_t* next = b.data();
+  std::fill_n(cur, words + 1, 0);
+  std::fill_n(next, words + 1, 0);
+  cur[0] = next[0] = kStart;
+  size_t active = 0;       // cur[active + 1…] are zero
+  size_t cur_written = 0;  // the highest word of each buffer that may be nonzero
+  size_t next_written = 0;
   for (size_t t = pos; t < n;) {
     const size_t len = LikeCharLength(text, t);
-    const uint64_t* mask = MaskFor(s, Key(text, t, len, fold_));
+    const uint64_t* mask = MaskFor(s, Key(text, t, len, fold_)) - 1;  // mask[1…words]
     const size_t limit = std::min(active + 1, words);
-    uint64_t carry = 1;
-    for (size_t w = 0; w < limit; ++w) {
-      const uint64_t old = d[w];
-      d[w] = ((old << 1) | carry) & mask[w];
-      carry = old >> 63;
+    for (size_t w = 1; w <= limit; ++w) {
+      next[w] = ((cur[w] << 1) | (cur[w - 1] >> 63)) & mask[w];
     }
+    // Past the limit the state is zero: clear what next held there before.
+    for (size_t w = limit + 1; w <= next_written; ++w) next[w] = 0;
+    next_written = limit;
+    std::swap(cur, next);
+    std::swap(cur_written, next_written);
     active = limit;
-    while (active > 0 && d[active - 1] == 0) --active;
+    while (active > 0 && cur[active] == 0) --active;
     t += len;
-    if (active == words && (d[words - 1] & last_bit) != 0) {
+    if (active == words && (cur[words] & last_bit) != 0) {
       *end = t;
       return true;
     }

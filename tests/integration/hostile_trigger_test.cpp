@@ -69,22 +69,22 @@ void AddTrigger(const std::string& conninfo, const std::string& name, const std:
                 const std::string& headers = "") {
   pqxx::connection c(conninfo);
   pqxx::nontransaction tx(c);
-  tx.exec("INSERT INTO eventing.triggers (name, type, table_name, url, condition, headers) "
-          "VALUES (" +
-          tx.quote(name) + ", 'DB_INSERT', " + (table.empty() ? "NULL" : tx.quote(table)) +
-          ", " + tx.quote(url) + ", " + (condition.empty() ? "NULL" : tx.quote(condition)) +
-          ", " + (headers.empty() ? "NULL" : tx.quote(headers) + "::jsonb") + ")");
+  tx.exec(
+      "INSERT INTO eventing.triggers (name, type, table_name, url, condition, headers) "
+      "VALUES (" +
+      tx.quote(name) + ", 'DB_INSERT', " + (table.empty() ? "NULL" : tx.quote(table)) + ", " +
+      tx.quote(url) + ", " + (condition.empty() ? "NULL" : tx.quote(condition)) + ", " +
+      (headers.empty() ? "NULL" : tx.quote(headers) + "::jsonb") + ")");
 }
 
 std::string LastError(const std::string& db, const std::string& trigger) {
-  return Q(db, "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = '" + trigger +
-                   "'");
+  return Q(db,
+           "SELECT last_error FROM eventing.trigger_status WHERE trigger_name = '" + trigger + "'");
 }
 
 std::string Active(const std::string& db, const std::string& trigger) {
-  return Q(db,
-           "SELECT active::text FROM eventing.trigger_status WHERE trigger_name = '" + trigger +
-               "'");
+  return Q(db, "SELECT active::text FROM eventing.trigger_status WHERE trigger_name = '" + trigger +
+                   "'");
 }
 
 // How many deliveries to `path` carry a row of table `col` with this id.
@@ -150,8 +150,9 @@ TEST_CASE("hostile trigger: a team's triggers see only the tables it may SELECT"
   // Taking over the schema owner's trigger makes it the team's.
   Exec(team, "UPDATE eventing.triggers SET enabled = false WHERE name = 'admin_other'");
   CHECK(Q(db, "SELECT owner FROM eventing.triggers WHERE name = 'admin_other'") == "team");
-  Exec(db, "UPDATE eventing.triggers SET enabled = true, owner = 'postgres' "
-           "WHERE name = 'admin_other'");
+  Exec(db,
+       "UPDATE eventing.triggers SET enabled = true, owner = 'postgres' "
+       "WHERE name = 'admin_other'");
   CHECK(Q(db, "SELECT owner FROM eventing.triggers WHERE name = 'admin_other'") == "postgres");
   Exec(db, "DELETE FROM eventing.triggers WHERE name = 'forged'");
 
@@ -251,8 +252,9 @@ TEST_CASE("hostile trigger: headers walhook sends itself make the trigger inacti
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name <> 'good'") == 0);
 
   // A trigger that was fine and is edited to set one turns inactive too.
-  Exec(db, "UPDATE eventing.triggers SET headers = '{\"Host\": \"evil\", \"X-B\": \"b\"}' "
-           "WHERE name = 'good'");
+  Exec(db,
+       "UPDATE eventing.triggers SET headers = '{\"Host\": \"evil\", \"X-B\": \"b\"}' "
+       "WHERE name = 'good'");
   REQUIRE(WaitFor([&] { return !LastError(db, "good").empty(); }, 5s));
   CheckStillServing(*walhook, 4703, db, hook, "/other", "other_t", 1);
 }
@@ -265,7 +267,8 @@ TEST_CASE("hostile trigger: a last_error that cannot be written does not stop ca
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Exec(db, "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other_t (id int PRIMARY KEY)");
+  Exec(db,
+       "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other_t (id int PRIMARY KEY)");
   // Refuses one trigger's row, as a database may for reasons of its own.
   Exec(db,
        "ALTER TABLE eventing.trigger_health ADD CONSTRAINT no_boom "
@@ -319,8 +322,9 @@ TEST_CASE("hostile trigger: a pathological LIKE does not hold other tables' even
              "new.body ILIKE '%" + std::string(16'000, 'A') + "B%'");
   AddTrigger(db, "other", "other_t", hook.Url("/other"));
   auto walhook = StartWalhook(db, 4707);
-  REQUIRE(Q(db, "SELECT string_agg(coalesce(last_error, 'ok'), ',') FROM eventing.trigger_status") ==
-          "ok,ok,ok,ok");
+  REQUIRE(
+      Q(db, "SELECT string_agg(coalesce(last_error, 'ok'), ',') FROM eventing.trigger_status") ==
+      "ok,ok,ok,ok");
 
   for (int round = 1; round <= 3; ++round) {
     Exec(db, "INSERT INTO big_t VALUES (" + std::to_string(round) + ", repeat('a', 1000000))");

@@ -94,8 +94,8 @@ double Millis(const std::function<void()>& f) {
 TEST_CASE("like: agrees with the definition on random small inputs") {
   // Letters of both cases, multi-byte characters, the pattern's specials,
   // and stray bytes that start no character.
-  const std::vector<std::string> text_alphabet = {"a", "b", "A", "B", "é", "É", "😀", "%",
-                                                  "_", "\\", "\xC3", "\xA9", "\xF0\x9F"};
+  const std::vector<std::string> text_alphabet = {"a", "b", "A",  "B",    "é",    "É",       "😀",
+                                                  "%", "_", "\\", "\xC3", "\xA9", "\xF0\x9F"};
   const std::vector<std::string> pattern_alphabet = {
       "a", "b", "A", "é", "😀", "%", "%", "_", "_", "\\%", "\\_", "\\\\", "\\a", "\xC3", "\xA9"};
   std::mt19937 rng(18);
@@ -141,10 +141,40 @@ TEST_CASE("like: long pieces with _ between % agree with the definition") {
   }
 }
 
+TEST_CASE("like: long partial matches that die and grow again agree with the definition") {
+  // Runs of a grow a partial match of (_a)… over many words; a c kills it,
+  // and the state must not keep bits from before.
+  std::mt19937 rng(11);
+  const std::vector<std::string> blocks = {
+      std::string(150, 'a'), std::string(40, 'a'), "c", "b", "ab", "ba"};
+  for (int round = 0; round < 400; ++round) {
+    std::string text;
+    while (text.size() < 500) text += blocks[rng() % blocks.size()];
+    std::string piece;
+    const size_t len = 65 + rng() % 200;
+    for (size_t i = 0; i < len; ++i) piece += rng() % 3 == 0 ? 'a' : (rng() % 2 ? '_' : 'a');
+    piece += "ab"[rng() % 2];
+    const std::string pattern = "%" + piece + "%";
+    CAPTURE(text);
+    CAPTURE(pattern);
+    REQUIRE(LikeMatch(text, pattern, false) == ReferenceLike(text, pattern, false));
+  }
+}
+
 TEST_CASE("like: a long piece with _ between % is refused past the limit") {
   const std::string piece(kMaxLikeSegmentChars, '_');
   CHECK(LikeMatch("x", "%" + piece + "%", false) == false);
   CHECK(LikeMatch("x", "%" + piece + "_%", false) == std::nullopt);
+  // 16,384 distinct 3-byte characters would take 32 MiB of masks.
+  std::string distinct;
+  for (uint32_t cp = 0x4E00; cp < 0x4E00 + kMaxLikeSegmentChars; ++cp) {
+    distinct += static_cast<char>(0xE0 | (cp >> 12));
+    distinct += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    distinct += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  CHECK(LikeMatch("x", "%_" + distinct.substr(0, 3 * (kMaxLikeSegmentChars - 1)) + "%", false) ==
+        std::nullopt);
+  CHECK(LikeMatch("x", "%_" + distinct.substr(0, 3 * 5000) + "%", false) == false);
   // At either end it is matched in place, at any length.
   CHECK(LikeMatch(std::string(kMaxLikeSegmentChars + 1, 'x'), piece + "_", false) == true);
 }
@@ -167,7 +197,8 @@ TEST_CASE("like: 16 KiB patterns against a 1 MB value take milliseconds") {
       {"%aaa…b (last piece)", "%" + a16k + "b", false, false},
       {"%aaa…b% (memmem)", "%" + a16k + "b%", false, false},
       {"%AAA…B% ILIKE (KMP)", "%" + std::string(16'000, 'A') + "B%", true, false},
-      {"%a%a%…%b (8000 pieces)", [] {
+      {"%a%a%…%b (8000 pieces)",
+       [] {
          std::string p;
          for (int i = 0; i < 8000; ++i) p += "%a";
          return p + "%b";
@@ -180,9 +211,14 @@ TEST_CASE("like: 16 KiB patterns against a 1 MB value take milliseconds") {
     std::optional<bool> got;
     const double ms = Millis([&] { got = LikeMatch(value, c.pattern, c.fold); });
     CHECK(got == c.want);
-    // Linear in the value even unoptimized and under sanitizers (memmem is
-    // glibc's, KMP 2 n steps): well below the 49 s of backtracking.
-    CHECK_MESSAGE(ms < 250, c.name << ": " << ms << " ms");
+    // Linear in the value (memmem is glibc's two-way, KMP 2 n steps).
+    // Unoptimized under ASan/UBSan (contrib/test.sh) each step costs more:
+    // there the bound only shows there is no backtracking (it took 49 s).
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+    CHECK_MESSAGE(ms < 100, c.name << ": " << ms << " ms");
+#else
+    CHECK_MESSAGE(ms < 2000, c.name << ": " << ms << " ms");
+#endif
   }
   // Shift-And: 1 M characters × 251 words, every word live, no match.
   const std::string pattern = "%" + underscores.substr(0, 15'998) + "_b%";
@@ -192,6 +228,7 @@ TEST_CASE("like: 16 KiB patterns against a 1 MB value take milliseconds") {
   MESSAGE("worst _ piece (16 000 characters, 1 MB value): " << ms << " ms");
 #if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
   // Only meaningful optimized: at -O0 under ASan each word step is ~30× slower.
+  // About 100 ms on an idle core (250 M word steps): the worst case there is.
   CHECK_MESSAGE(ms < 1000, ms << " ms");
 #endif
 }
