@@ -155,6 +155,14 @@ TEST_CASE("hostile trigger: a team's triggers see only the tables it may SELECT"
        "WHERE name = 'admin_other'");
   CHECK(Q(db, "SELECT owner FROM eventing.triggers WHERE name = 'admin_other'") == "postgres");
   Exec(db, "DELETE FROM eventing.triggers WHERE name = 'forged'");
+  // A role that does not exist in the source may read nothing there.
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url, owner) VALUES "
+       "('ghost_named', 'DB_INSERT', 'open_t', '" +
+           hook.Url("/ghost") +
+           "', 'no_such_role'), "
+           "('ghost_all', 'DB_INSERT', NULL, '" +
+           hook.Url("/ghost") + "', 'no_such_role')");
 
   auto walhook = StartWalhook(db, 4701);
   REQUIRE(WaitFor([&] { return !LastError(db, "named_secret").empty(); }, 5s));
@@ -163,6 +171,9 @@ TEST_CASE("hostile trigger: a team's triggers see only the tables it may SELECT"
         "database: the trigger is inactive until it may (GRANT SELECT ON public.secret TO team)");
   CHECK(Active(db, "named_secret") == "false");
   CHECK(Active(db, "all_rows") == "true");
+  CHECK(LastError(db, "ghost_named")
+            .find("role \"no_such_role\", may not SELECT table "
+                  "public.open_t") != std::string::npos);
 
   Exec(db, "INSERT INTO secret VALUES (1, 'salary')");
   Exec(db, "INSERT INTO open_t VALUES (1, 'hello')");
@@ -172,6 +183,7 @@ TEST_CASE("hostile trigger: a team's triggers see only the tables it may SELECT"
   CHECK(Delivered(hook, "/all", "secret") == 0);
   CHECK(Delivered(hook, "/named", "secret") == 0);
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE payload->>'col' = 'secret'") == 0);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name LIKE 'ghost%'") == 0);
 
   // Granted later: within about 10 s the team's triggers see the table.
   Exec(db, "GRANT SELECT ON secret TO team");
@@ -204,6 +216,26 @@ TEST_CASE("hostile trigger: a team's triggers see only the tables it may SELECT"
   CHECK(Delivered(hook, "/named", "secret", 2000) == 0);
 
   CheckStillServing(*walhook, 4701, db, hook, "/other", "other_t", 1);
+}
+
+// Triggers written before migration 015 belong to the schema's owner.
+TEST_CASE("hostile trigger: triggers from before owners belong to the schema's owner") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  MakeTeam(db, "team");
+  // As before 015: no owner column, no trigger setting it.
+  Exec(db,
+       "DROP TRIGGER set_owner ON eventing.triggers; "
+       "ALTER TABLE eventing.triggers DROP COLUMN owner; "
+       "DELETE FROM eventing.schema_migrations WHERE version = 15");
+  AddTrigger(pg.conninfo("postgres", "team"), "old_one", "", "http://127.0.0.1:9/");
+  Init(db);
+  CHECK(Q(db, "SELECT owner FROM eventing.triggers WHERE name = 'old_one'") == "postgres");
+  CHECK(Q(db,
+          "SELECT is_nullable FROM information_schema.columns "
+          "WHERE table_schema = 'eventing' AND table_name = 'triggers' "
+          "AND column_name = 'owner'") == "NO");
 }
 
 // SPEC §9 "Trigger headers": a trigger set Host and Content-Length (the body
