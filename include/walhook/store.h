@@ -56,6 +56,10 @@ class EventStore {
   int socket() const;
 
   std::vector<Trigger> LoadTriggers();
+  // Replaces trigger_health with `health` (texts made storable, see
+  // StorableText). A row the database refuses is logged and skipped: the
+  // others are written and nothing is thrown for it (SPEC §9); a lost
+  // connection still throws.
   void WriteTriggerHealth(const std::vector<TriggerHealth>& health);
 
   // Writes the batch in one transaction. With `replay`, events already stored
@@ -83,6 +87,7 @@ class EventStore {
  private:
   class Receiver;
   std::string Quoted();
+  void UpsertTriggerHealth(pqxx::work& tx, const std::vector<TriggerHealth>& health);
   size_t Copy(const EventBatch& batch, std::vector<StoredEvent>* owned,
               const std::function<void()>& before_commit);
 
@@ -133,18 +138,23 @@ class SourceCatalog {
 
   std::string Database();
   Lsn CurrentWalLsn();
-  // Facts about a table; a table that no longer exists gets a TableInfo that
-  // names only itself.
+  // Facts about a table, with TableInfo::readers among the owners of the
+  // DB_* triggers the last Validate saw (one round trip in all); a table
+  // that no longer exists gets a TableInfo that names only itself (and that
+  // no one may read).
   TableInfo LookupTable(const std::string& schema, const std::string& table);
-  // Checks each trigger against the catalog, sets Trigger::active, and
-  // returns the definition errors to show in trigger_status.
+  // Checks each trigger against the catalog (its headers, its condition, its
+  // table, and that its owner may SELECT that table), sets Trigger::active,
+  // and returns the definition errors to show in trigger_status. Remembers
+  // the DB_* triggers' owners for LookupTable.
   std::vector<TriggerHealth> Validate(std::vector<Trigger>* triggers);
   // A non-transactional logical message so an idle slot has something to confirm.
   void Heartbeat(const std::string& prefix);
 
  private:
   pqxx::connection conn_;
-  int tcp_timeouts_pid_ = 0;  // the backend TryLockSlot gave its TCP settings
+  int tcp_timeouts_pid_ = 0;         // the backend TryLockSlot gave its TCP settings
+  std::vector<std::string> owners_;  // of the DB_* triggers Validate saw, sorted
 };
 
 }  // namespace walhook
