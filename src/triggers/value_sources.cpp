@@ -52,7 +52,6 @@ std::optional<size_t> ArrayIndex(std::string_view name) {
   return index;
 }
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
