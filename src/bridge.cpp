@@ -21,6 +21,8 @@
 #include "walhook/queued_event.h"
 #include "walhook/replication_stream.h"
 #include "walhook/store.h"
+#include "walhook/timestamp.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {
@@ -58,6 +60,29 @@ void SleepUnlessStopped(milliseconds d) {
   while (!g_stop && Clock::now() < until) std::this_thread::sleep_for(milliseconds(50));
 }
 
+// Says refused input at most once a minute (SPEC §9): a flood of forged
+// messages must not flood the log. The next line says how many were not said.
+class RefusalLog {
+ public:
+  void Say(std::string line) {
+    const auto now = Clock::now();
+    if (said_ && now - last_ < std::chrono::minutes(1)) {
+      ++unsaid_;
+      return;
+    }
+    if (unsaid_ > 0) line += fmt::format(" ({} more refused since the last such line)", unsaid_);
+    LogWarn("{}", line);
+    said_ = true;
+    last_ = now;
+    unsaid_ = 0;
+  }
+
+ private:
+  bool said_ = false;
+  Clock::time_point last_;
+  uint64_t unsaid_ = 0;
+};
+
 // Everything one streaming session holds. Lives only inside Bridge::Session.
 class Streamer {
  public:
@@ -71,7 +96,17 @@ class Streamer {
         message_prefix_(MessagePrefix(cfg.schema)),
         confirmed_(confirmed) {
     db_ = catalog_.Database();
+    ReadKeys();
   }
+
+  // The batch being built holds what delivery reserved for its events
+  // (Reserve, Park) until the writer takes it: a session that ends before
+  // then, on any path (an error, a stop), gives them back here.
+  ~Streamer() {
+    if (!batch_.empty()) delivery_.Dropped(batch_);
+  }
+  Streamer(const Streamer&) = delete;
+  Streamer& operator=(const Streamer&) = delete;
 
   void ReloadTriggers() {
     std::vector<Trigger> triggers = store_.LoadTriggers();
@@ -82,6 +117,7 @@ class Streamer {
       if (!h.waiting_for.empty()) waiting_for_.insert(h.waiting_for);
     }
     matcher_ = Matcher(std::move(triggers));
+    ReadKeys();  // a key added or removed (rotation)
     tables_.clear();
     last_reload_ = Clock::now();
     recheck_ = false;
@@ -181,10 +217,7 @@ class Streamer {
     if (!st.ok()) {
       // A begin or commit cannot be skipped: the transaction's position and
       // confirmation depend on it. Start over from the confirmed position.
-      if (std::string_view(x->data, std::min<size_t>(x->size, 16)).find("\"action\":\"B\"") !=
-              std::string_view::npos ||
-          std::string_view(x->data, std::min<size_t>(x->size, 16)).find("\"action\":\"C\"") !=
-              std::string_view::npos) {
+      if (decoder_.boundary()) {
         throw SessionError(fmt::format("slot \"{}\": {}", cfg_.slot, st.message()));
       }
       // A row change came from wal2json itself; skipping it loses at most that
@@ -198,6 +231,7 @@ class Streamer {
         txn_lsn_ = change_.lsn;
         txn_end_ = change_.next_lsn;
         txn_ts_.assign(change_.timestamp);
+        txn_xid_ = change_.xid;
         seq_ = 0;
         break;
       case ChangeKind::kCommit:
@@ -276,18 +310,66 @@ class Streamer {
     }
   }
 
-  // A custom event queued with eventing.queue_event in this transaction.
+  // The keys queue_event signs with. Unreadable, every message is refused
+  // (and said) until they can be read: an event nobody can vouch for is not made.
+  void ReadKeys() {
+    keys_read_ = Clock::now();
+    try {
+      QueueEventKeys keys = catalog_.ReadQueueEventKeys(cfg_.schema);
+      verifier_.SetKeys(std::move(keys.keys), keys.legacy_before);
+      keys_error_.clear();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      std::string why = e.what();
+      const std::string before = keys_error_;
+      keys_error_ = fmt::format(
+          "cannot read {}.queue_event_keys in the source database ({}): walhook's source role "
+          "must own it (walhook init makes it) or be granted SELECT on it",
+          cfg_.schema, StorableText(Utf8Prefix(why.substr(0, why.find('\n')), 200)));
+      if (keys_error_ != before) {
+        LogError("slot \"{}\": {}; until then every custom event queued with it is refused",
+                 cfg_.slot, keys_error_);
+      }
+    }
+  }
+
+  // A custom event queued with eventing.queue_event in this transaction, if
+  // queue_event wrote it: anything else with our prefix is refused (SPEC §9).
   void CaptureQueued() {
-    Result<QueuedEvent> e = ParseQueuedEvent(change_.content);
+    const std::optional<int64_t> key = QueuedEventKeyId(change_.content);
+    if (key && !verifier_.HasKey(*key) && Clock::now() - keys_read_ >= std::chrono::seconds(1)) {
+      ReadKeys();  // a key made since they were read
+    }
+    Result<QueuedEvent> e = verifier_.Open(change_.content, txn_lsn_,
+                                           txn_xid_ != 0 ? std::optional(txn_xid_) : std::nullopt);
     if (!e.ok()) {
-      LogWarn("a message with the prefix \"{}\" at {} is not a queued event ({}); skipped",
-              message_prefix_, txn_lsn_, e.error());
+      refusals_.Say(fmt::format(
+          "slot \"{}\": a message with the prefix \"{}\" in the transaction at {} was not written "
+          "by {}.queue_event ({}); skipped, no event made{}",
+          cfg_.slot, message_prefix_, txn_lsn_, cfg_.schema, e.error(),
+          keys_error_.empty() ? "" : "; " + keys_error_));
       return;
     }
     matched_.clear();
     matcher_.MatchCustom(e->type, e->payload, &matched_);
     if (matched_.empty()) return;
     if (batch_.empty()) batch_started_ = Clock::now();
+    // Due at greatest(commit, at) + delay: one Postgres cannot store fails
+    // the event, not its batch (queue_event refuses those since 014).
+    const std::optional<int64_t> commit_ms = PgTimestampMs(txn_ts_);
+    if (commit_ms && !DueMs(*e, *commit_ms)) {
+      const std::string remark = fmt::format(
+          "queued with a due time past what Postgres can store (delay {} ms, at {} ms since the "
+          "epoch)",
+          e->delay_ms, e->at_ms ? std::to_string(*e->at_ms) : "none");
+      refusals_.Say(fmt::format("slot \"{}\": custom event {} at {}: {}; stored as failed",
+                                cfg_.slot, e->type, txn_lsn_, remark));
+      for (const Trigger* t : matched_) {
+        batch_.AddFailed(t->name, t->type, txn_ts_, txn_lsn_, seq_, remark);
+      }
+      return;
+    }
     const Schedule schedule{e->delay_ms, e->at_ms};
     for (const Trigger* t : matched_) {
       Handoff handoff = Handoff::kSweep;
@@ -354,7 +436,12 @@ class Streamer {
   Lsn txn_lsn_;
   Lsn txn_end_;
   std::string txn_ts_;
+  uint32_t txn_xid_ = 0;
   int seq_ = 0;
+  QueuedEventVerifier verifier_;  // of queue_event's messages
+  Clock::time_point keys_read_;
+  std::string keys_error_;  // why the keys could not be read, if they could not
+  RefusalLog refusals_;
   Clock::time_point batch_started_;
   Clock::time_point last_data_;
   Clock::time_point last_reload_;

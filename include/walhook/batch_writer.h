@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,16 @@ class CommitListener {
   // The batch will not be written (a failure, or shutdown).
   virtual void Dropped(EventBatch& batch) = 0;
 };
+
+// Writes `batch` as EventStore::Insert does, except that rows which cannot be
+// stored (a data error: what Postgres refuses in their values, however often
+// it is replayed) do not fail the batch: the batch is halved until each event
+// that fails alone is found; each is logged and stored 'failed' with a
+// remark saying why (or, if even that fails, only logged), and the others
+// are stored. Other errors (a lost connection) are thrown. *stored and the
+// count are as Insert's, over all the parts.
+size_t WriteOrRefuse(EventStore& store, const EventBatch& batch, bool replay,
+                     std::vector<StoredEvent>* stored, const std::function<void()>& before_commit);
 
 class BatchWriter {
  public:

@@ -32,6 +32,7 @@ struct Change {
   // kBegin/kCommit: the end of the commit record, the position to confirm.
   Lsn next_lsn;
   std::string_view timestamp;  // commit time, "2026-11-28 04:06:36.900285+00"
+  uint32_t xid = 0;            // the transaction's id (include-xids), 0 when not said
 
   std::string_view schema;  // row changes and kTruncate
   std::string_view table;
@@ -45,6 +46,7 @@ struct Change {
 
   void Clear() {
     lsn = next_lsn = Lsn();
+    xid = 0;
     timestamp = schema = table = prefix = content = {};
     columns.clear();
     identity.clear();

@@ -20,11 +20,17 @@ class Decoder {
   // in error messages. Returns an error value for malformed input, never throws.
   Status Decode(char* line, size_t length, Lsn wal_pos, Change* out);
 
+  // Whether the line last given to Decode is a begin or a commit, read from
+  // its first bytes before it was parsed (in place), so it is known also
+  // when the line did not decode: a begin or commit cannot be skipped.
+  bool boundary() const { return boundary_; }
+
  private:
   // Values and the parser's stack live in pools cleared before each line, so
   // a line that fits needs no malloc.
   using Document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
                                               rapidjson::MemoryPoolAllocator<>>;
+  bool boundary_ = false;
   static constexpr size_t kStackBytes = 4 * 1024;
   char pool_buffer_[64 * 1024];
   char stack_buffer_[16 * 1024];

@@ -6,6 +6,7 @@
 // two thirds of the INSERT per row, and one WAL record per page instead of
 // one per row). Pure. Thread-safety: one thread.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -73,6 +74,24 @@ class EventBatch {
   void Add(std::string_view trigger, std::string_view type, std::string_view payload,
            std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff = Handoff::kSweep,
            const Schedule& schedule = {});
+  // Adds an event stored 'failed' with `remark` and a null payload, never
+  // leased: one that could not be stored as it was (see BatchWriter).
+  void AddFailed(std::string_view trigger, std::string_view type, std::string_view commit_ts,
+                 Lsn commit_lsn, int seq, const std::string& remark);
+
+  // The events [begin, end) as a batch of their own, written with INSERT
+  // (never copyable), their owned events copied. For finding the event a
+  // batch cannot be stored with; the reservations stay this batch's.
+  EventBatch Slice(size_t begin, size_t end) const;
+  // What names event `i` (REQUIRES: i < size()).
+  struct EventRef {
+    std::string trigger;
+    std::string type;
+    std::string commit_ts;
+    Lsn lsn;
+    int seq = 0;
+  };
+  EventRef Event(size_t i) const;
 
   size_t size() const { return size_; }
   // The commit LSN of the first event (the lowest: the stream is in commit order).
@@ -120,6 +139,19 @@ class EventBatch {
 
  private:
   static std::string Closed(const std::string& literal);
+  // Where each event starts in the literals, and what it was, for Slice.
+  struct Marks {
+    std::array<uint32_t, 12> pos{};  // each literal's size before the event
+    int32_t owned = -1;              // its index in owned_
+    bool parked = false, ordered = false, scheduled = false;
+  };
+  void Append(std::string_view trigger, std::string_view type, std::string_view payload,
+              std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff,
+              const Schedule& schedule, const std::optional<std::string>& remark);
+  std::array<std::string*, 12> Literals();
+  std::array<const std::string*, 12> Literals() const;
+  std::string_view ElementText(size_t literal, size_t i) const;
+  std::string Element(size_t literal, size_t i) const;
   void AddCopyRow(std::string_view trigger, std::string_view type, std::string_view status,
                   std::string_view payload, std::string_view commit_ts, Lsn commit_lsn, int seq,
                   const std::optional<std::string>& remark, bool leased);
@@ -129,6 +161,7 @@ class EventBatch {
   std::string triggers_, types_, statuses_, payloads_, timestamps_, lsns_, seqs_, remarks_;
   std::string owned_flags_, ordered_flags_, delays_, ats_;
   std::vector<OwnedEvent> owned_;
+  std::vector<Marks> marks_;
   size_t parked_ = 0;
   bool has_ordered_ = false;
   bool has_scheduled_ = false;

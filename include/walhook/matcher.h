@@ -26,7 +26,8 @@ class Matcher {
   // Appends to *out the triggers that `change` (kInsert/kUpdate/kDelete on the
   // table described by `table`) fires: its type, `columns` and condition (new.x,
   // old.x; SQL's three-valued logic, fires only on true). A trigger on a partitioned table
-  // matches its partitions; one on a leaf matches that leaf.
+  // matches its partitions; one on a leaf matches that leaf. A trigger with no
+  // table fires only when its owner is one of table.readers (SPEC §9).
   void Match(const Change& change, const TableInfo& table, std::vector<const Trigger*>* out) const;
 
   // Appends to *out the custom triggers of type `type` whose condition (over

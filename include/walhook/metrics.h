@@ -39,6 +39,13 @@ class Metrics {
     taken_parked_.fetch_add(parked, std::memory_order_relaxed);
     taken_claimed_.fetch_add(claimed, std::memory_order_relaxed);
   }
+  // What delivery holds (reserved at capture, queued, in flight, or its
+  // outcome not yet written) and the room reserved for parked events of
+  // batches not yet written: both return to zero when nothing is pending.
+  void SetHeld(uint64_t held, uint64_t parked_reserved) {
+    held_.store(held, std::memory_order_relaxed);
+    parked_reserved_.store(parked_reserved, std::memory_order_relaxed);
+  }
   void AddFileEvents(uint64_t n) { file_events_.fetch_add(n, std::memory_order_relaxed); }
 
   // The Prometheus text exposition.
@@ -53,6 +60,7 @@ class Metrics {
   std::atomic<uint64_t> taken_memory_{0}, taken_parked_{0}, taken_claimed_{0};
   std::atomic<int64_t> lag_bytes_{0};
   std::atomic<int> in_flight_{0};
+  std::atomic<uint64_t> held_{0}, parked_reserved_{0};
   std::atomic<uint64_t> processed_{0}, retried_{0}, failed_{0};
   std::array<std::atomic<uint64_t>, kLatencyBounds.size()> buckets_{};
   std::atomic<uint64_t> latency_count_{0};

@@ -6,6 +6,7 @@
 // Thread-safety: each object is used by one thread.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,10 @@ class EventStore {
   int socket() const;
 
   std::vector<Trigger> LoadTriggers();
+  // Replaces trigger_health with `health` (texts made storable, see
+  // StorableText). A row the database refuses is logged and skipped: the
+  // others are written and nothing is thrown for it (SPEC §9); a lost
+  // connection still throws.
   void WriteTriggerHealth(const std::vector<TriggerHealth>& health);
 
   // Writes the batch in one transaction. With `replay`, events already stored
@@ -82,6 +87,7 @@ class EventStore {
  private:
   class Receiver;
   std::string Quoted();
+  void UpsertTriggerHealth(pqxx::work& tx, const std::vector<TriggerHealth>& health);
   size_t Copy(const EventBatch& batch, std::vector<StoredEvent>* owned,
               const std::function<void()>& before_commit);
 
@@ -90,6 +96,12 @@ class EventStore {
   std::string node_id_;
   std::unique_ptr<Receiver> receiver_;
   bool changed_ = false;
+};
+
+// The keys eventing.queue_event signs its messages with (sql/014).
+struct QueueEventKeys {
+  std::map<int64_t, std::string> keys;  // id → raw key bytes
+  Lsn legacy_before;  // unsigned messages committed before this are queue_event's of before 014
 };
 
 struct SlotState {
@@ -114,6 +126,10 @@ class SourceCatalog {
   // Creates or replaces `schema`.queue_event in the source database, for a
   // source that is not the eventing database (where a migration makes it).
   void InstallQueueEvent(const std::string& schema);
+  // The rows of `schema`.queue_event_keys (readable by its owner only: in a
+  // separate source database walhook's source role made it, in the eventing
+  // database the migrations did). Throws pqxx errors (no table, no right).
+  QueueEventKeys ReadQueueEventKeys(const std::string& schema);
   // Session advisory lock that makes one node the streaming one.
   bool TryLockSlot(const std::string& slot);
   // Session advisory lock around looking at and creating the slot, so nodes
@@ -122,18 +138,23 @@ class SourceCatalog {
 
   std::string Database();
   Lsn CurrentWalLsn();
-  // Facts about a table; a table that no longer exists gets a TableInfo that
-  // names only itself.
+  // Facts about a table, with TableInfo::readers among the owners of the
+  // DB_* triggers the last Validate saw (one round trip in all); a table
+  // that no longer exists gets a TableInfo that names only itself (and that
+  // no one may read).
   TableInfo LookupTable(const std::string& schema, const std::string& table);
-  // Checks each trigger against the catalog, sets Trigger::active, and
-  // returns the definition errors to show in trigger_status.
+  // Checks each trigger against the catalog (its headers, its condition, its
+  // table, and that its owner may SELECT that table), sets Trigger::active,
+  // and returns the definition errors to show in trigger_status. Remembers
+  // the DB_* triggers' owners for LookupTable.
   std::vector<TriggerHealth> Validate(std::vector<Trigger>* triggers);
   // A non-transactional logical message so an idle slot has something to confirm.
   void Heartbeat(const std::string& prefix);
 
  private:
   pqxx::connection conn_;
-  int tcp_timeouts_pid_ = 0;  // the backend TryLockSlot gave its TCP settings
+  int tcp_timeouts_pid_ = 0;         // the backend TryLockSlot gave its TCP settings
+  std::vector<std::string> owners_;  // of the DB_* triggers Validate saw, sorted
 };
 
 }  // namespace walhook

@@ -34,6 +34,11 @@ struct Trigger {
   // trigger share one immutable tree.
   std::shared_ptr<const Condition> parsed_condition;
   std::optional<std::string> path_prefix;
+  // The `headers` column's JSON text (a jsonb object), when not NULL.
+  std::optional<std::string> headers;
+  // The role that wrote the trigger (SPEC §9): a DB_* trigger fires only for
+  // tables this role may SELECT in the source database.
+  std::string owner;
   bool enabled = true;
   bool ordered = false;  // delivered one at a time per primary key
   // Set by validation: false when a definition error keeps the trigger from
@@ -48,6 +53,18 @@ struct Trigger {
 // or "" with t->parsed_condition set and t->path_prefix normalized.
 // REQUIRES: t->kind is kCustom, kFileCreate or kFileDelete.
 std::string CheckPayloadTrigger(Trigger* t);
+
+// Whether a trigger's headers may not set `name` (SPEC §9), case-insensitively:
+// Host, Content-Length, Transfer-Encoding, Connection, Content-Type,
+// X-SC-Token and every webhook-* header are walhook's own.
+bool IsReservedHeader(std::string_view name);
+
+// Checks a trigger's `headers` (a JSON object's text): each member a string,
+// its name an HTTP token that IsReservedHeader does not refuse, its value
+// without CR, LF or NUL. Returns the message for trigger_status.last_error,
+// naming the first bad header (quoted, control bytes escaped, cut short), or
+// "" when every header may be sent.
+std::string CheckTriggerHeaders(std::string_view headers_json);
 
 // A custom-event trigger as matching needs it, its condition parsed; nullopt
 // when CheckPayloadTrigger refuses it (the streaming node's validation shows
@@ -72,6 +89,10 @@ struct TableInfo {
   // The live columns whose values can be TOASTed (variable length), in
   // attnum order: only these can be left out of an UPDATE as unchanged TOAST.
   std::vector<std::string> columns;
+  // The trigger owners that may SELECT this table (or its partitioned root)
+  // in the source database: a trigger with no table_name fires for this
+  // table only when its owner is one of them (SPEC §9).
+  std::vector<std::string> readers;
   bool is_partition() const { return schema != root_schema || table != root_table; }
 };
 

@@ -84,6 +84,16 @@ std::string Metrics::Render() const {
                  "walhook_in_flight {}\n",
                  load(in_flight_));
   fmt::format_to(it,
+                 "# HELP walhook_held_events Events delivery holds: reserved for a batch being "
+                 "written, queued, in flight, or waiting for their outcome to be written.\n"
+                 "# TYPE walhook_held_events gauge\n"
+                 "walhook_held_events {}\n"
+                 "# HELP walhook_reserved_parked_events Room reserved for parked events of "
+                 "batches not yet written.\n"
+                 "# TYPE walhook_reserved_parked_events gauge\n"
+                 "walhook_reserved_parked_events {}\n",
+                 load(held_), load(parked_reserved_));
+  fmt::format_to(it,
                  "# HELP walhook_replication_lag_bytes WAL between the server's end and the "
                  "confirmed position (streaming node).\n"
                  "# TYPE walhook_replication_lag_bytes gauge\n"

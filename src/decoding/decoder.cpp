@@ -1,5 +1,7 @@
 #include "walhook/decoder.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -88,6 +90,11 @@ bool DecodeColumnsMember(const Value& obj, const char* name, bool with_value,
 
 Status Decoder::Decode(char* line, size_t length, Lsn wal_pos, Change* out) {
   out->Clear();
+  // wal2json v2 starts every line with its action; read before the parse
+  // in place rewrites the line.
+  const std::string_view head(line, std::min<size_t>(length, 16));
+  boundary_ = head.find("\"action\":\"B\"") != std::string_view::npos ||
+              head.find("\"action\":\"C\"") != std::string_view::npos;
   if (length == 0) return Malformed(wal_pos, "empty line");
   if (std::strlen(line) != length) return Malformed(wal_pos, "NUL byte inside the line");
   alloc_.Clear();
@@ -107,6 +114,17 @@ Status Decoder::Decode(char* line, size_t length, Lsn wal_pos, Change* out) {
   if (!OptionalLsn(doc, "lsn", &out->lsn)) return Malformed(wal_pos, "bad \"lsn\"");
   if (!OptionalString(doc, "timestamp", &out->timestamp)) {
     return Malformed(wal_pos, "bad \"timestamp\"");
+  }
+  if (auto xid = doc.FindMember("xid"); xid != doc.MemberEnd() && !xid->value.IsNull()) {
+    // A number, read as its digits (kParseNumbersAsStringsFlag).
+    if (!xid->value.IsString() || KindOf(xid->value) != ValueKind::kNumber) {
+      return Malformed(wal_pos, "bad \"xid\"");
+    }
+    const std::string_view digits = View(xid->value);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out->xid);
+    if (ec != std::errc() || end != digits.data() + digits.size()) {
+      return Malformed(wal_pos, "bad \"xid\"");
+    }
   }
   switch (action[0]) {
     case 'B':

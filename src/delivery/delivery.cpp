@@ -571,6 +571,7 @@ bool Delivery::Reserve(const std::string& trigger, size_t bytes) {
   ++n;
   ++held_;
   held_bytes_ += bytes;
+  GlobalMetrics().SetHeld(held_, parked_reserved_);
   return true;
 }
 
@@ -581,6 +582,7 @@ bool Delivery::Park() {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ || parked_count_ + parked_reserved_ >= kMaxParked) return false;
   ++parked_reserved_;
+  GlobalMetrics().SetHeld(held_, parked_reserved_);
   return true;
 }
 
@@ -606,6 +608,7 @@ void Delivery::Unhold(const std::string& trigger, size_t bytes) {
   held_bytes_ = held_bytes_ >= bytes ? held_bytes_ - bytes : 0;
   auto it = held_by_trigger_.find(trigger);
   if (it != held_by_trigger_.end() && --it->second == 0) held_by_trigger_.erase(it);
+  GlobalMetrics().SetHeld(held_, parked_reserved_);
 }
 
 void Delivery::Poke() {
@@ -672,6 +675,7 @@ void Delivery::Committed(EventBatch& batch, const std::vector<StoredEvent>& stor
     for (const HeldEvent& e : events) held_ids_.insert(e.id);
     // Parked events not inserted (a replay) were reserved for nothing too.
     parked_reserved_ -= std::min(parked_reserved_, batch.parked());
+    GlobalMetrics().SetHeld(held_, parked_reserved_);
     for (const StoredEvent* p : parked) {
       std::deque<int64_t>& q = parked_[p->trigger];
       if (q.empty()) poke_ = true;  // the sweep loads them once room opens
@@ -690,6 +694,7 @@ void Delivery::Dropped(EventBatch& batch) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const OwnedEvent& e : batch.owned()) Unhold(e.trigger, e.payload.size());
   parked_reserved_ -= std::min(parked_reserved_, batch.parked());
+  GlobalMetrics().SetHeld(held_, parked_reserved_);
 }
 
 void Delivery::StoreLoop() {
@@ -1075,6 +1080,7 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
       parked_room.push_back(static_cast<int>(ids.size()));
       held_by_trigger_[name] += n;
       held_ += n;
+      GlobalMetrics().SetHeld(held_, parked_reserved_);
     }
     parked_left = parked_count_ > 0;
   }

@@ -1,8 +1,99 @@
 #include "walhook/batch_writer.h"
 
+#include <optional>
+
+#include <pqxx/pqxx>
+
+#include "walhook/log.h"
 #include "walhook/store.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
+namespace {
+
+// Whether a failed insert is the fault of the rows' values, so the same rows
+// would fail again however often they were replayed: a data exception
+// (class 22), an integrity violation other than a duplicate key (class 23),
+// or a program limit (class 54). A lost connection or a server shutting
+// down is not: the session restarts and writes them again.
+bool IsDataError(const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return state.starts_with("22") || (state.starts_with("23") && state != "23505") ||
+         state.starts_with("54");
+}
+
+// The server's message, one line, as a text column holds it.
+std::string Why(const pqxx::sql_error& e) {
+  std::string_view what = e.what();
+  what = what.substr(0, what.find('\n'));
+  if (what.starts_with("ERROR:")) what.remove_prefix(6);
+  while (!what.empty() && what.front() == ' ') what.remove_prefix(1);
+  std::string out = StorableText(Utf8Prefix(what, 300));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';  // one line in the log and the remark
+  }
+  return out;
+}
+
+}  // namespace
+
+size_t WriteOrRefuse(EventStore& store, const EventBatch& batch, bool replay,
+                     std::vector<StoredEvent>* stored, const std::function<void()>& before_commit) {
+  try {
+    return store.Insert(batch, replay, stored, before_commit);
+  } catch (const pqxx::sql_error& e) {
+    if (!IsDataError(e)) throw;
+    LogWarn(
+        "a batch of {} events from {} could not be stored ({}); looking for the events at fault",
+        batch.size(), batch.first_lsn(), Why(e));
+  }
+  // Halves until each part stores or is one event, in stream order (an
+  // ordered trigger's events stay in order). The parts are replays: what a
+  // crash half-way stored is skipped, and every event keeps its key.
+  stored->clear();
+  size_t inserted = 0;
+  std::vector<StoredEvent> part;
+  std::vector<std::pair<size_t, size_t>> todo = {{0, batch.size()}};
+  while (!todo.empty()) {
+    const auto [begin, end] = todo.back();
+    todo.pop_back();
+    std::optional<std::string> why;
+    try {
+      inserted += store.Insert(batch.Slice(begin, end), true, &part, before_commit);
+      stored->insert(stored->end(), part.begin(), part.end());
+      continue;
+    } catch (const pqxx::sql_error& e) {
+      if (!IsDataError(e)) throw;
+      why = Why(e);
+    }
+    if (end - begin > 1) {
+      const size_t mid = begin + (end - begin) / 2;
+      todo.emplace_back(mid, end);
+      todo.emplace_back(begin, mid);
+      continue;
+    }
+    // The event that cannot be stored is refused on its own: a failed row
+    // that says why, where it can be stored; the log line in any case.
+    const EventBatch::EventRef e = batch.Event(begin);
+    EventBatch failed;
+    failed.AddFailed(e.trigger, e.type, e.commit_ts, e.lsn, e.seq,
+                     "the event could not be stored: " + *why);
+    try {
+      inserted += store.Insert(failed, true, &part, before_commit);
+      LogError(
+          "event of trigger \"{}\" at {} (#{} in its transaction) could not be stored ({}); "
+          "stored as failed",
+          e.trigger, e.lsn, e.seq, *why);
+    } catch (const pqxx::sql_error& again) {
+      if (!IsDataError(again)) throw;
+      LogError(
+          "event of trigger \"{}\" at {} (#{} in its transaction) could not be stored ({}), "
+          "nor as failed ({}); skipped",
+          e.trigger, e.lsn, e.seq, *why, Why(again));
+    }
+  }
+  return inserted;
+}
 
 BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored,
                          CommitListener* listener)
@@ -92,7 +183,7 @@ void BatchWriter::Loop(EventStore* store) {
     stored.clear();  // an empty batch (a position only) stores nothing
     try {
       if (!job.batch.empty()) {
-        n = store->Insert(job.batch, job.batch.first_lsn() <= last_stored_, &stored,
+        n = WriteOrRefuse(*store, job.batch, job.batch.first_lsn() <= last_stored_, &stored,
                           in_order ? std::function<void()>(in_turn) : std::function<void()>());
       }
     } catch (...) {

@@ -9,6 +9,7 @@
 
 #include "walhook/event_batch.h"
 #include "walhook/log.h"
+#include "walhook/trigger.h"
 #include "walhook/utf8.h"
 
 namespace walhook {
@@ -71,9 +72,12 @@ std::vector<std::string> HeaderLines(const std::string& trigger, const std::stri
       m.value.Accept(w);
       value.assign(buf.GetString(), buf.GetSize());
     }
-    // A line break would smuggle another header (or a body) into the request.
+    // A line break would smuggle another header (or a body) into the request;
+    // walhook's own headers are its own (SPEC §9: validation makes such a
+    // trigger inactive; its events already staged go without them).
     if (name.empty() || name.find_first_of(":\r\n \t") != std::string::npos ||
-        value.find_first_of("\r\n") != std::string::npos) {
+        value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos ||
+        IsReservedHeader(name)) {
       LogWarn("trigger \"{}\": header \"{}\" is not a valid HTTP header and is not sent", trigger,
               StorableText(name));
       continue;

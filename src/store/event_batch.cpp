@@ -1,8 +1,10 @@
 #include "walhook/event_batch.h"
 
-#include "walhook/timestamp.h"
+#include <charconv>
 
 #include <fmt/format.h>
+
+#include "walhook/timestamp.h"
 
 namespace walhook {
 namespace {
@@ -52,6 +54,7 @@ void EventBatch::Clear() {
     s->push_back('{');
   }
   owned_.clear();
+  marks_.clear();
   parked_ = 0;
   has_ordered_ = false;
   has_scheduled_ = false;
@@ -106,7 +109,30 @@ void EventBatch::AddCopyRow(std::string_view trigger, std::string_view type,
 void EventBatch::Add(std::string_view trigger, std::string_view type, std::string_view payload,
                      std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff,
                      const Schedule& schedule) {
+  std::optional<std::string> remark;
+  if (payload.size() > kMaxEventBytes) {
+    remark = fmt::format("event payload is {} bytes, over the {} MiB limit", payload.size(),
+                         kMaxEventBytes >> 20);
+  }
+  Append(trigger, type, payload, commit_ts, commit_lsn, seq, handoff, schedule, remark);
+}
+
+void EventBatch::AddFailed(std::string_view trigger, std::string_view type,
+                           std::string_view commit_ts, Lsn commit_lsn, int seq,
+                           const std::string& remark) {
+  Append(trigger, type, "null", commit_ts, commit_lsn, seq, Handoff::kSweep, Schedule{}, remark);
+}
+
+void EventBatch::Append(std::string_view trigger, std::string_view type, std::string_view payload,
+                        std::string_view commit_ts, Lsn commit_lsn, int seq, Handoff handoff,
+                        const Schedule& schedule, const std::optional<std::string>& remark) {
   if (size_++ == 0) first_lsn_ = commit_lsn;
+  Marks marks;
+  const auto literals = Literals();
+  for (size_t i = 0; i < literals.size(); ++i) {
+    marks.pos[i] = static_cast<uint32_t>(literals[i]->size());
+  }
+  marks.parked = handoff == Handoff::kParked;
   if (handoff == Handoff::kParked) ++parked_;
   AppendArrayElement(&triggers_, trigger);
   AppendArrayElement(&types_, type);
@@ -127,23 +153,24 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
   if (schedule.later()) {
     handoff = Handoff::kSweep;
     has_scheduled_ = true;
+    marks.scheduled = true;
   }
-  if (payload.size() > kMaxEventBytes) handoff = Handoff::kSweep;
+  if (remark) handoff = Handoff::kSweep;
   Separator(&owned_flags_);
   owned_flags_.push_back(handoff == Handoff::kOwned || handoff == Handoff::kParked ? 't' : 'f');
   Separator(&ordered_flags_);
   ordered_flags_.push_back(handoff == Handoff::kOrdered ? 't' : 'f');
   has_ordered_ |= handoff == Handoff::kOrdered;
+  marks.ordered = handoff == Handoff::kOrdered;
   if (handoff == Handoff::kOrdered || schedule.later()) StopCopy();
-  if (payload.size() > kMaxEventBytes) {
-    const std::string remark = fmt::format("event payload is {} bytes, over the {} MiB limit",
-                                           payload.size(), kMaxEventBytes >> 20);
+  if (remark) {
     AppendArrayElement(&statuses_, "failed");
     AppendArrayElement(&payloads_, "null");
-    AppendArrayElement(&remarks_, remark);
+    AppendArrayElement(&remarks_, *remark);
     if (copyable_) {
       AddCopyRow(trigger, type, "failed", "null", commit_ts, commit_lsn, seq, remark, false);
     }
+    marks_.push_back(marks);
     return;
   }
   AppendArrayElement(&statuses_, "staged");
@@ -155,9 +182,82 @@ void EventBatch::Add(std::string_view trigger, std::string_view type, std::strin
                handoff == Handoff::kOwned || handoff == Handoff::kParked);
   }
   if (handoff == Handoff::kOwned) {
+    marks.owned = static_cast<int32_t>(owned_.size());
     owned_.push_back(
         OwnedEvent{std::string(trigger), std::string(type), std::string(payload), commit_lsn, seq});
   }
+  marks_.push_back(marks);
+}
+
+std::array<std::string*, 12> EventBatch::Literals() {
+  return {&triggers_, &types_,   &statuses_,    &payloads_,      &timestamps_, &lsns_,
+          &seqs_,     &remarks_, &owned_flags_, &ordered_flags_, &delays_,     &ats_};
+}
+
+std::array<const std::string*, 12> EventBatch::Literals() const {
+  return {&triggers_, &types_,   &statuses_,    &payloads_,      &timestamps_, &lsns_,
+          &seqs_,     &remarks_, &owned_flags_, &ordered_flags_, &delays_,     &ats_};
+}
+
+std::string_view EventBatch::ElementText(size_t literal, size_t i) const {
+  const std::string& l = *Literals()[literal];
+  const size_t from = marks_[i].pos[literal] + (i > 0 ? 1 : 0);
+  const size_t to = i + 1 < size_ ? marks_[i + 1].pos[literal] : l.size();
+  return std::string_view(l).substr(from, to - from);
+}
+
+std::string EventBatch::Element(size_t literal, size_t i) const {
+  const std::string_view text = ElementText(literal, i);
+  if (text.empty() || text.front() != '"') return std::string(text);
+  // A quoted element: AppendArrayElement escaped '"' and '\\' only.
+  std::string out;
+  for (size_t k = 1; k + 1 < text.size(); ++k) {
+    if (text[k] == '\\') ++k;
+    out.push_back(text[k]);
+  }
+  return out;
+}
+
+EventBatch::EventRef EventBatch::Event(size_t i) const {
+  EventRef e;
+  e.trigger = Element(0, i);
+  e.type = Element(1, i);
+  e.commit_ts = Element(4, i);
+  e.lsn = Lsn::Parse(Element(5, i)).value_or(Lsn());
+  const std::string seq = Element(6, i);
+  std::from_chars(seq.data(), seq.data() + seq.size(), e.seq);
+  return e;
+}
+
+EventBatch EventBatch::Slice(size_t begin, size_t end) const {
+  EventBatch out;
+  out.StopCopy();
+  if (begin >= end || end > size_) return out;
+  const auto from = Literals();
+  const auto to = out.Literals();
+  std::array<size_t, 12> start{};
+  for (size_t l = 0; l < from.size(); ++l) {
+    start[l] = marks_[begin].pos[l] + (begin > 0 ? 1 : 0);
+    const size_t stop = end < size_ ? marks_[end].pos[l] : from[l]->size();
+    to[l]->append(*from[l], start[l], stop - start[l]);
+  }
+  for (size_t k = begin; k < end; ++k) {
+    Marks m = marks_[k];
+    for (size_t l = 0; l < m.pos.size(); ++l) {
+      m.pos[l] = k == begin ? 1 : static_cast<uint32_t>(marks_[k].pos[l] - start[l] + 1);
+    }
+    if (m.owned >= 0) {
+      out.owned_.push_back(owned_[static_cast<size_t>(m.owned)]);
+      m.owned = static_cast<int32_t>(out.owned_.size() - 1);
+    }
+    out.parked_ += m.parked ? 1 : 0;
+    out.has_ordered_ |= m.ordered;
+    out.has_scheduled_ |= m.scheduled;
+    out.marks_.push_back(m);
+  }
+  out.size_ = end - begin;
+  out.first_lsn_ = Event(begin).lsn;
+  return out;
 }
 
 }  // namespace walhook

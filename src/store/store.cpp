@@ -10,7 +10,9 @@
 
 #include "walhook/delivery_store.h"
 #include "walhook/errors.h"
+#include "walhook/log.h"
 #include "walhook/migrations.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 namespace {
@@ -49,6 +51,10 @@ std::vector<std::string> JsonStrings(const std::string& text) {
 std::optional<std::string> OptionalText(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
   return f.as<std::string>();
+}
+
+std::string FirstLine(std::string_view text) {
+  return StorableText(Utf8Prefix(text.substr(0, text.find('\n')), 512));
 }
 
 }  // namespace
@@ -153,7 +159,7 @@ std::vector<Trigger> EventStore::LoadTriggers() {
   pqxx::read_transaction tx(conn_);
   const auto rows = tx.exec(fmt::format(
       "SELECT name, type, table_name, coalesce(array_to_json(columns)::text, '[]'), condition, "
-      "path_prefix, enabled, ordered FROM {}.triggers ORDER BY name",
+      "path_prefix, enabled, ordered, headers::text, owner FROM {}.triggers ORDER BY name",
       Quoted()));
   std::vector<Trigger> out;
   out.reserve(rows.size());
@@ -175,25 +181,78 @@ std::vector<Trigger> EventStore::LoadTriggers() {
     t.path_prefix = OptionalText(r[5]);
     t.enabled = r[6].as<bool>();
     t.ordered = r[7].as<bool>();
+    t.headers = OptionalText(r[8]);
+    t.owner = r[9].as<std::string>();
     out.push_back(std::move(t));
   }
   return out;
 }
 
+namespace {
+
+// A trigger's last_error as a text column holds it: valid UTF-8, no NUL,
+// at most 4 KiB (cut between characters).
+constexpr size_t kMaxLastErrorBytes = 4096;
+
+std::string StorableError(std::string_view text) {
+  return StorableText(Utf8Prefix(text, kMaxLastErrorBytes));
+}
+
+}  // namespace
+
 void EventStore::WriteTriggerHealth(const std::vector<TriggerHealth>& health) {
+  std::string names = "{";
+  for (const TriggerHealth& h : health) AppendArrayElement(&names, StorableText(h.trigger_name));
+  names += "}";
+  try {
+    pqxx::work tx(conn_);
+    tx.exec_params(
+        fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])",
+                    Quoted()),
+        names);
+    UpsertTriggerHealth(tx, health);
+    tx.commit();
+    return;
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    // The database refused a row: write them one at a time, so one that
+    // cannot be stored does not keep the others' from being shown, nor
+    // (thrown on) stop capture.
+    LogWarn("trigger_health: {}; writing each trigger's row on its own", FirstLine(e.what()));
+  }
+  {
+    pqxx::work tx(conn_);
+    tx.exec_params(
+        fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])",
+                    Quoted()),
+        names);
+    tx.commit();
+  }
+  for (const TriggerHealth& h : health) {
+    try {
+      pqxx::work tx(conn_);
+      UpsertTriggerHealth(tx, {h});
+      tx.commit();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      LogWarn("trigger \"{}\": its last_error could not be written ({})",
+              StorableText(h.trigger_name), FirstLine(e.what()));
+    }
+  }
+}
+
+void EventStore::UpsertTriggerHealth(pqxx::work& tx, const std::vector<TriggerHealth>& health) {
   std::string names = "{", errors = "{", blocking = "{";
   for (const TriggerHealth& h : health) {
-    AppendArrayElement(&names, h.trigger_name);
-    AppendArrayElement(&errors, h.last_error);
+    AppendArrayElement(&names, StorableText(h.trigger_name));
+    AppendArrayElement(&errors, StorableError(h.last_error));
     AppendArrayElement(&blocking, h.blocking ? "t" : "f");
   }
   names += "}";
   errors += "}";
   blocking += "}";
-  pqxx::work tx(conn_);
-  const std::string s = Quoted();
-  tx.exec_params(
-      fmt::format("DELETE FROM {}.trigger_health WHERE trigger_name <> ALL($1::text[])", s), names);
   tx.exec_params(
       fmt::format("INSERT INTO {0}.trigger_health (trigger_name, last_error, blocking) "
                   "SELECT * FROM unnest($1::text[], $2::text[], $3::bool[]) "
@@ -201,9 +260,8 @@ void EventStore::WriteTriggerHealth(const std::vector<TriggerHealth>& health) {
                   "blocking = excluded.blocking, checked_at = now() "
                   "WHERE {0}.trigger_health.last_error IS DISTINCT FROM excluded.last_error "
                   "OR {0}.trigger_health.blocking IS DISTINCT FROM excluded.blocking",
-                  s),
+                  Quoted()),
       names, errors, blocking);
-  tx.commit();
 }
 
 Lsn EventStore::LastStoredLsn() {
@@ -436,6 +494,9 @@ Lsn SourceCatalog::CurrentWalLsn() {
 }
 
 TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::string& table) {
+  std::string owners = "{";
+  for (const std::string& o : owners_) AppendArrayElement(&owners, o);
+  owners += "}";
   TableInfo info;
   info.schema = info.root_schema = schema;
   info.table = info.root_table = table;
@@ -447,12 +508,17 @@ TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::strin
       "    AND a.attlen = -1), '[]'), "
       "  coalesce((SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text "
       "    FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
-      "    WHERE i.indrelid = c.oid AND i.indisreplident), '[]') "
+      "    WHERE i.indrelid = c.oid AND i.indisreplident), '[]'), "
+      // The triggers' owners that may read its rows, here or through the
+      // partitioned table (SPEC §9): in the same round trip.
+      "  coalesce((SELECT array_to_json(array_agg(r.rolname::text))::text FROM pg_roles r "
+      "    WHERE r.rolname = ANY($3::text[]) AND (has_table_privilege(r.oid, c.oid, 'SELECT') "
+      "      OR has_table_privilege(r.oid, rc.oid, 'SELECT'))), '[]') "
       "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
       "JOIN pg_class rc ON rc.oid = coalesce(pg_partition_root(c.oid), c.oid) "
       "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
       "WHERE n.nspname = $1 AND c.relname = $2",
-      schema, table);
+      schema, table, owners);
   if (rows.empty()) return info;
   const auto& r = rows[0];
   info.replica_identity = r[0].as<std::string>().front();
@@ -460,6 +526,7 @@ TableInfo SourceCatalog::LookupTable(const std::string& schema, const std::strin
   info.root_table = r[2].as<std::string>();
   info.columns = JsonStrings(r[3].as<std::string>());
   info.identity_columns = JsonStrings(r[4].as<std::string>());
+  info.readers = JsonStrings(r[5].as<std::string>());
   return info;
 }
 
@@ -516,6 +583,15 @@ void CheckConditionColumns(const Trigger& t, const std::vector<std::string>& tab
 std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* triggers) {
   std::vector<TriggerHealth> out;
   pqxx::nontransaction tx(conn_);
+  owners_.clear();
+  for (const Trigger& t : *triggers) {
+    if (t.kind == EventKind::kDbInsert || t.kind == EventKind::kDbUpdate ||
+        t.kind == EventKind::kDbDelete) {
+      owners_.push_back(t.owner);
+    }
+  }
+  std::sort(owners_.begin(), owners_.end());
+  owners_.erase(std::unique(owners_.begin(), owners_.end()), owners_.end());
   for (Trigger& t : *triggers) {
     // One row per trigger: a blocking error, or the notes joined.
     std::string blocking;
@@ -523,6 +599,10 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
     std::string waiting_for;
     [&] {
       t.parsed_condition = nullptr;
+      if (t.headers.has_value()) {
+        blocking = CheckTriggerHeaders(*t.headers);
+        if (!blocking.empty()) return;
+      }
       if (t.kind == EventKind::kCustom || t.kind == EventKind::kFileCreate ||
           t.kind == EventKind::kFileDelete) {
         blocking = CheckPayloadTrigger(&t);
@@ -557,15 +637,26 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
           "    FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid "
           "      AND a.attnum = ANY(i.indkey) "
           "    WHERE i.indrelid = c.oid AND CASE WHEN c.relreplident = 'i' "
-          "      THEN i.indisreplident ELSE i.indisprimary END), '[]') "
+          "      THEN i.indisreplident ELSE i.indisprimary END), '[]'), "
+          // A role that does not exist here may read nothing.
+          "  coalesce((SELECT has_table_privilege(r.oid, c.oid, 'SELECT') FROM pg_roles r "
+          "    WHERE r.rolname = $3), false) "
           "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-          t.schema, t.table);
+          t.schema, t.table, t.owner);
       if (rows.empty()) {
         // Inactive until the table exists. A change proves it does, and a
         // table created after its trigger fires from its first row on: the
         // trigger stays in the matcher, and that row has it checked again.
         waiting_for = t.schema + "." + t.table;
+        return;
+      }
+      if (!rows[0][5].as<bool>()) {
+        // SPEC §9: a trigger sees only what its owner may read.
+        blocking = fmt::format(
+            "the trigger's owner, role \"{0}\", may not SELECT table {1}.{2} in the source "
+            "database: the trigger is inactive until it may (GRANT SELECT ON {1}.{2} TO {0})",
+            t.owner, t.schema, t.table);
         return;
       }
       const char replident = rows[0][0].as<std::string>().front();
@@ -638,17 +729,42 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
 }
 
 void SourceCatalog::InstallQueueEvent(const std::string& schema) {
+  pqxx::work tx(conn_);
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema);
+  const std::string s = conn_.quote_name(schema);
+  tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+  // The function, then its key and what makes it sign (both may run again).
   for (const Migration& m : Migrations()) {
-    if (m.name != "queue_event") continue;
-    pqxx::work tx(conn_);
-    tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('walhook.migrate.' || $1))", schema);
-    const std::string s = conn_.quote_name(schema);
-    tx.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", s));
+    if (m.name != "queue_event" && m.name != "queue_event_key") continue;
     std::string sql = ReplaceAll(std::string(m.sql), "@schema@", s);
     sql = ReplaceAll(sql, "'@prefix@'", tx.quote(MessagePrefix(schema)));
     tx.exec(sql);
-    tx.commit();
   }
+  tx.commit();
+}
+
+QueueEventKeys SourceCatalog::ReadQueueEventKeys(const std::string& schema) {
+  pqxx::read_transaction tx(conn_);
+  const auto rows = tx.exec(
+      fmt::format("SELECT id, encode(key, 'hex'), legacy_before::text FROM {}.queue_event_keys",
+                  conn_.quote_name(schema)));
+  QueueEventKeys out;
+  for (const auto& r : rows) {
+    const std::string hex = r[1].as<std::string>();
+    std::string key;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      key.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    out.keys.emplace(r[0].as<int64_t>(), std::move(key));
+    if (!r[2].is_null()) {
+      // The earliest: rows added later (rotation) do not widen it.
+      const Lsn lsn = Lsn::Parse(r[2].as<std::string>()).value_or(Lsn());
+      if (lsn.valid() && (!out.legacy_before.valid() || lsn < out.legacy_before)) {
+        out.legacy_before = lsn;
+      }
+    }
+  }
+  return out;
 }
 
 void SourceCatalog::Heartbeat(const std::string& prefix) {

@@ -75,9 +75,15 @@ bool Matcher::Fires(const Trigger& trigger, const Change& change, const TableInf
 void Matcher::Match(const Change& change, const TableInfo& table,
                     std::vector<const Trigger*>* out) const {
   const size_t first = out->size();
-  auto add = [&](const std::vector<size_t>& indexes) {
+  auto add = [&](const std::vector<size_t>& indexes, bool check_reader) {
     for (size_t i : indexes) {
       const Trigger* t = &triggers_[i];
+      // A trigger on every table sees only those its owner may read (SPEC
+      // §9); one naming its table was checked when triggers were validated.
+      if (check_reader &&
+          std::find(table.readers.begin(), table.readers.end(), t->owner) == table.readers.end()) {
+        continue;
+      }
       if (!Fires(*t, change, table)) continue;
       // A trigger on the root and one on the leaf are different triggers, but
       // one trigger must not fire twice.
@@ -89,12 +95,12 @@ void Matcher::Match(const Change& change, const TableInfo& table,
     }
   };
   MakeKey(&key_, change.schema, change.table);
-  if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second);
+  if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second, false);
   if (table.is_partition()) {
     MakeKey(&key_, table.root_schema, table.root_table);
-    if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second);
+    if (auto it = by_table_.find(key_); it != by_table_.end()) add(it->second, false);
   }
-  add(any_table_);
+  add(any_table_, true);
 }
 
 void Matcher::MatchCustom(std::string_view type, std::string_view payload,

@@ -1,8 +1,13 @@
 #include "walhook/trigger.h"
 
+#include <algorithm>
 #include <cctype>
 
+#include <fmt/format.h>
+
 #include "walhook/file_event.h"
+#include "walhook/json.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 
@@ -100,6 +105,89 @@ std::string CheckPayloadTrigger(Trigger* t) {
                  "uses payload.path, payload.type, payload.meta.size";
   }
   t->parsed_condition = std::make_shared<const Condition>(std::move(*parsed));
+  return "";
+}
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// RFC 9110 token characters.
+bool IsTokenChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if (std::isalnum(u)) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// A header name or value quoted for last_error: control bytes escaped, at
+// most 64 bytes of it, never cut inside a character.
+std::string Shown(std::string_view text) {
+  std::string out;
+  for (const char c : Utf8Prefix(text, 64)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      out += fmt::format("\\x{:02x}", u);
+    } else if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (text.size() > 64) out += "...";
+  return StorableText(out);
+}
+
+}  // namespace
+
+bool IsReservedHeader(std::string_view name) {
+  static constexpr std::string_view kReserved[] = {
+      "host", "content-length", "transfer-encoding", "connection", "content-type", "x-sc-token"};
+  for (const std::string_view r : kReserved) {
+    if (EqualsIgnoreCase(name, r)) return true;
+  }
+  return name.size() >= 8 && EqualsIgnoreCase(name.substr(0, 8), "webhook-");
+}
+
+std::string CheckTriggerHeaders(std::string_view headers_json) {
+  rapidjson::Document doc;
+  const Status parsed = ParseJson(headers_json, &doc);
+  if (!parsed.ok()) return "headers: " + parsed.message();
+  if (!doc.IsObject()) return "headers: not a JSON object";
+  for (const auto& m : doc.GetObject()) {
+    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (name.empty()) return "headers: a header name is empty";
+    if (!std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      return fmt::format(
+          "headers: \"{}\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ "
+          "only; no spaces, colons or line breaks)",
+          Shown(name));
+    }
+    if (IsReservedHeader(name)) {
+      return fmt::format(
+          "headers: \"{}\" is set by walhook and may not be set by a trigger (Host, "
+          "Content-Length, Transfer-Encoding, Connection, Content-Type, X-SC-Token and "
+          "webhook-* are walhook's)",
+          Shown(name));
+    }
+    if (!m.value.IsString()) {
+      return fmt::format("headers: the value of \"{}\" is not a string", Shown(name));
+    }
+    const std::string_view value(m.value.GetString(), m.value.GetStringLength());
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return fmt::format("headers: the value of \"{}\" holds a line break or a NUL byte",
+                         Shown(name));
+    }
+  }
   return "";
 }
 

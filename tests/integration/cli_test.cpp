@@ -14,7 +14,6 @@
 
 #include "harness.h"
 
-
 namespace walhook::test {
 namespace {
 
@@ -67,8 +66,8 @@ TEST_CASE("cli: meson install puts walhook.service beside the binary; systemd-an
   char tmpl[] = "/tmp/walhook-install-XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
   const fs::path dest = tmpl;
-  Ran install = RunToEnd({"meson", "install", "-C", WALHOOK_BUILD_ROOT, "--no-rebuild",
-                          "--destdir", dest.string()});
+  Ran install = RunToEnd(
+      {"meson", "install", "-C", WALHOOK_BUILD_ROOT, "--no-rebuild", "--destdir", dest.string()});
   INFO(install.output);
   REQUIRE(install.code == 0);
   fs::path unit, binary, sysusers;
@@ -145,7 +144,7 @@ TEST_CASE("cli: the quickstart's Ctrl-C stops and removes everything it started"
   INFO(quickstart.Output());
   REQUIRE(up);
   CHECK(fs::exists(demo));
-  CHECK_FALSE(ProcessesMentioning(demo.string()).empty());  // the demo's postgres
+  CHECK_FALSE(ProcessesMentioning(demo.string()).empty());            // the demo's postgres
   CHECK(ProcessesMentioning("build/src/walhook", root).size() == 2);  // run and sink
   SUBCASE("Ctrl-C") {
     // The terminal signals the whole foreground process group.

@@ -1,5 +1,6 @@
 #include "walhook/condition.h"
 #include "walhook/json.h"
+#include "walhook/utf8.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -847,4 +848,42 @@ TEST_CASE("condition: evaluation allocates nothing") {
 }
 
 }  // namespace
+// Issue 18: an error quoting text near a multi-byte character was cut inside
+// it, and the invalid UTF-8 could not be written to trigger_status.
+TEST_CASE("condition: errors never cut a character") {
+  for (size_t lead = 0; lead < 8; ++lead) {
+    for (const std::string_view ch : {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"}) {
+      std::string word(lead, 'a');
+      for (int i = 0; i < 20; ++i) word += ch;
+      for (const std::string& text :
+           {"new.a = 'x' " + word, "new.a = " + word + " " + word, "(" + word + " = 1",
+            "new.a = 1 AND " + word + " '" + word + "'", "new.a = 12" + word, "'" + word + "'",
+            "new.a LIKE 5 " + word}) {
+        CAPTURE(text);
+        Result<Condition> c = ParseCondition(text);
+        REQUIRE(!c.ok());
+        CHECK(IsValidUtf8(c.error()));
+      }
+    }
+  }
+  CHECK(Error("new.a = 'x' a\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+              "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9") ==
+        "condition: expected AND, OR or the end of the condition at offset 12, found "
+        "'a\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+        "\xC3\xA9...'");
+}
+
+// A LIKE whose pattern is not a literal is compiled when evaluated, and a
+// pattern from a value too long to match in bounded time is NULL.
+TEST_CASE("condition: LIKE with a pattern from a value") {
+  const std::string data = R"({"doc": {"a": "abcabc", "p": "%b_a%", "q": "%)" +
+                           std::string(kMaxLikeSegmentChars + 1, '_') + R"(%"}})";
+  CHECK(EvaluateOnData(*ParseCondition("new.a LIKE new.p"), data, DataShape::kDbEvent) ==
+        Truth::kTrue);
+  CHECK(EvaluateOnData(*ParseCondition("new.a NOT ILIKE new.p"), data, DataShape::kDbEvent) ==
+        Truth::kFalse);
+  CHECK(EvaluateOnData(*ParseCondition("new.a LIKE new.q"), data, DataShape::kDbEvent) ==
+        Truth::kNull);
+}
+
 }  // namespace walhook

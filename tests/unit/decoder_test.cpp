@@ -31,6 +31,7 @@ class Harness {
   }
   const Change& change() const { return change_; }
   const std::string& buffer() const { return buffer_; }
+  bool boundary() const { return decoder_->boundary(); }
 
  private:
   std::unique_ptr<Decoder> decoder_ = std::make_unique<Decoder>();
@@ -67,6 +68,7 @@ TEST_CASE("Decoder: begin and commit") {
     CHECK(c.lsn == *Lsn::Parse("0/1546F70"));
     CHECK(c.next_lsn == *Lsn::Parse("0/1546FA0"));
     CHECK(c.timestamp == "2026-11-28 04:06:36.900285+00");
+    CHECK(c.xid == 726);
     CHECK(c.schema.empty());
     CHECK(c.table.empty());
     CHECK(c.columns.empty());
@@ -79,6 +81,36 @@ TEST_CASE("Decoder: begin and commit") {
     CHECK(c.next_lsn == *Lsn::Parse("0/1546FA0"));
     CHECK(c.timestamp == "2026-11-28 04:06:36.900285+00");
   }
+}
+
+TEST_CASE("Decoder: a begin or commit is known as one even when it does not decode") {
+  // The capture loop restarts on a malformed begin or commit (it cannot be
+  // skipped) and skips a malformed row: it must know which it was after the
+  // in-place parse rewrote the line.
+  Harness h;
+  for (const char* line : {
+           R"({"action":"B","xid":726,"lsn":"not an lsn","nextlsn":"0/1546FA0"})",
+           R"({"action":"C","xid":726,"lsn":"0/1546F70"})",
+           R"({"action":"B","xid":"726","lsn":"0/1546F70","nextlsn":"0/1546FA0"})",
+           R"({"action":"C","lsn":"0/1546F70","nextlsn":"0/1546FA0",)",
+       }) {
+    CAPTURE(line);
+    CHECK_FALSE(h.Decode(line).ok());
+    CHECK(h.boundary());
+  }
+  for (const char* line : {
+           R"({"action":"I","schema":"public","table":"t","columns":[{"name":"a",)",
+           R"({"action":"M","transactional":"yes"})",
+           "not json",
+       }) {
+    CAPTURE(line);
+    CHECK_FALSE(h.Decode(line).ok());
+    CHECK_FALSE(h.boundary());
+  }
+  REQUIRE(h.Decode(samples::kCommit).ok());
+  CHECK(h.boundary());
+  REQUIRE(h.Decode(samples::kInsert).ok());
+  CHECK_FALSE(h.boundary());
 }
 
 TEST_CASE("Decoder: insert keeps exact digits and tells strings from numbers") {
@@ -167,6 +199,7 @@ TEST_CASE("Decoder: logical messages") {
     CHECK(c.transactional);
     CHECK(c.prefix == "walhook.eventing");
     CHECK(c.content == R"({"x":1})");
+    CHECK(c.xid == 727);
     CHECK(c.timestamp == "2026-11-28 04:06:36.982254+00");
   }
   SUBCASE("non-transactional heartbeat with null xid and timestamp") {

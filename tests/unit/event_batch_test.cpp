@@ -1,5 +1,6 @@
 #include "walhook/event_batch.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -429,6 +430,76 @@ TEST_CASE("EventBatch: what COPY cannot write makes the batch an INSERT's") {
     b.Add("keyed", "DB_INSERT", "{}", ts, Lsn(1), 1, Handoff::kOrdered);
     b.Clear();
     CHECK(b.copyable());
+  }
+}
+
+}  // namespace
+}  // namespace walhook
+
+namespace walhook {
+namespace {
+
+TEST_CASE("EventBatch: every slice is the batch of those events, and Event names each") {
+  using Adder = std::function<void(EventBatch&)>;
+  const std::vector<Adder> adders = {
+      [](EventBatch& b) {
+        b.Add("a", "DB_INSERT", R"({"a":"x,\"y\"}\\"})", "ts 1", Lsn(10), 1, Handoff::kOwned);
+      },
+      [](EventBatch& b) { b.Add("b", "DB_UPDATE", "[]", "ts2", Lsn(11), 2, Handoff::kOrdered); },
+      [](EventBatch& b) { b.Add("c\"q\\", "CUSTOM", "null", "ts3", Lsn(12), 3, Handoff::kParked); },
+      [](EventBatch& b) {
+        b.Add("d", "CUSTOM", "{}", "ts4", Lsn(13), 4, Handoff::kSweep, Schedule{5, 99});
+      },
+      [](EventBatch& b) { b.AddFailed("e", "DB_DELETE", "ts5", Lsn(14), -5, "why, \"so\" {}"); },
+      [](EventBatch& b) {
+        b.Add("f", "DB_INSERT", "{\"n\":6}", "ts6", Lsn(15), 6, Handoff::kOwned);
+      },
+  };
+  EventBatch all;
+  for (const Adder& add : adders) add(all);
+  CHECK(all.statuses() == R"({"staged","staged","staged","staged","failed","staged"})");
+  CHECK(all.remarks() == R"({NULL,NULL,NULL,NULL,"why, \"so\" {}",NULL})");
+  const EventBatch::EventRef c = all.Event(2);
+  CHECK(c.trigger == "c\"q\\");
+  CHECK(c.type == "CUSTOM");
+  CHECK(c.commit_ts == "ts3");
+  CHECK(c.lsn == Lsn(12));
+  CHECK(c.seq == 3);
+  CHECK(all.Event(4).seq == -5);
+  for (size_t begin = 0; begin < adders.size(); ++begin) {
+    for (size_t end = begin + 1; end <= adders.size(); ++end) {
+      CAPTURE(begin);
+      CAPTURE(end);
+      EventBatch want;
+      for (size_t k = begin; k < end; ++k) adders[k](want);
+      const EventBatch got = all.Slice(begin, end);
+      CHECK(got.size() == want.size());
+      CHECK(got.first_lsn() == want.first_lsn());
+      CHECK_FALSE(got.copyable());
+      for (auto literal : {&EventBatch::triggers, &EventBatch::types, &EventBatch::statuses,
+                           &EventBatch::payloads, &EventBatch::timestamps, &EventBatch::lsns,
+                           &EventBatch::seqs, &EventBatch::remarks, &EventBatch::owned_flags,
+                           &EventBatch::ordered_flags, &EventBatch::delays, &EventBatch::ats}) {
+        CHECK((got.*literal)() == (want.*literal)());
+      }
+      CHECK(got.owned().size() == want.owned().size());
+      for (size_t i = 0; i < got.owned().size() && i < want.owned().size(); ++i) {
+        CHECK(got.owned()[i].payload == want.owned()[i].payload);
+        CHECK(got.owned()[i].seq == want.owned()[i].seq);
+      }
+      CHECK(got.parked() == want.parked());
+      CHECK(got.has_ordered() == want.has_ordered());
+      CHECK(got.has_scheduled() == want.has_scheduled());
+      // A slice of a slice too (the bisection halves again).
+      if (end - begin >= 2) {
+        const size_t mid = (end - begin) / 2;
+        EventBatch half;
+        for (size_t k = begin + mid; k < end; ++k) adders[k](half);
+        CHECK(got.Slice(mid, end - begin).payloads() == half.payloads());
+        CHECK(got.Slice(mid, end - begin).triggers() == half.triggers());
+        CHECK(got.Slice(0, mid).Event(0).trigger == all.Event(begin).trigger);
+      }
+    }
   }
 }
 

@@ -14,6 +14,9 @@
 namespace walhook {
 namespace {
 
+// The role that owns the triggers of these tests, and may read their tables.
+constexpr std::string_view kOwner = "app_team";
+
 Trigger Make(std::string name, std::string_view type, std::string schema = "",
              std::string table = "", std::vector<std::string> columns = {}) {
   Trigger t;
@@ -23,6 +26,7 @@ Trigger Make(std::string name, std::string_view type, std::string schema = "",
   t.schema = std::move(schema);
   t.table = std::move(table);
   t.columns = std::move(columns);
+  t.owner = std::string(kOwner);
   return t;
 }
 
@@ -31,6 +35,7 @@ TableInfo Table(std::string schema, std::string table, char replica_identity = '
   info.schema = info.root_schema = std::move(schema);
   info.table = info.root_table = std::move(table);
   info.replica_identity = replica_identity;
+  info.readers = {std::string(kOwner)};
   return info;
 }
 
@@ -413,4 +418,28 @@ TEST_CASE("AnyColumnChanged") {
 }
 
 }  // namespace
+// SPEC §9: a trigger with no table sees only the tables its owner may read;
+// one naming its table is checked when validated, not here.
+TEST_CASE("matcher: a trigger on every table fires only for tables its owner may read") {
+  Trigger mine = Make("mine", "DB_INSERT");
+  Trigger theirs = Make("theirs", "DB_INSERT");
+  theirs.owner = "other_team";
+  Trigger named = Make("named", "DB_INSERT", "public", "orders");
+  named.owner = "other_team";
+  const Matcher m({mine, theirs, named});
+  TableInfo orders = Table("public", "orders");
+  const Change c = RowChange(ChangeKind::kInsert);
+  CHECK(Names(m, c, orders) == std::vector<std::string>{"mine", "named"});
+  orders.readers = {"other_team", std::string(kOwner)};
+  CHECK(Names(m, c, orders) == std::vector<std::string>{"mine", "named", "theirs"});
+  orders.readers.clear();  // no one (a table that is gone, a role that is not there)
+  CHECK(Names(m, c, orders) == std::vector<std::string>{"named"});
+  // A partition: its readers are those of the leaf or of the root.
+  TableInfo leaf = Table("public", "orders_2026");
+  leaf.root_table = "orders";
+  leaf.readers = {"other_team"};
+  CHECK(Names(m, RowChange(ChangeKind::kInsert, "public", "orders_2026"), leaf) ==
+        std::vector<std::string>{"named", "theirs"});
+}
+
 }  // namespace walhook

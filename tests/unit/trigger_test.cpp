@@ -136,5 +136,44 @@ TEST_CASE("CustomTrigger: its condition parsed, or nothing") {
   CHECK_FALSE(CustomTrigger("t", "X", "old.total > 1", true).has_value());
 }
 
+// SPEC §9: a trigger's headers cannot set what walhook sends itself, nor
+// smuggle a header or a body in with a line break.
+TEST_CASE("CheckTriggerHeaders refuses walhook's headers and line breaks") {
+  CHECK(CheckTriggerHeaders(R"({})") == "");
+  CHECK(CheckTriggerHeaders(R"({"Authorization": "Bearer x", "X-Api-Key": "k"})") == "");
+  CHECK(CheckTriggerHeaders(R"({"X-Webhook": "ok", "webhookid": "ok"})") == "");
+  for (const std::string_view name :
+       {"Host", "host", "HOST", "Content-Length", "content-length", "Transfer-Encoding",
+        "Connection", "Content-Type", "X-SC-Token", "x-sc-token", "webhook-signature", "Webhook-Id",
+        "WEBHOOK-TIMESTAMP", "webhook-anything"}) {
+    CAPTURE(name);
+    const std::string error =
+        CheckTriggerHeaders("{\"a\": \"1\", \"" + std::string(name) + "\": \"x\"}");
+    CHECK(error.find("\"" + std::string(name) + "\" is set by walhook") != std::string::npos);
+    CHECK(IsReservedHeader(name));
+  }
+  CHECK(CheckTriggerHeaders(R"({"X-A": "a\r\nHost: evil"})") ==
+        "headers: the value of \"X-A\" holds a line break or a NUL byte");
+  CHECK(CheckTriggerHeaders(R"({"X-A": "a\nb"})").find("line break") != std::string::npos);
+  CHECK(CheckTriggerHeaders(R"({"X-A": "a\u0000b"})").find("NUL") != std::string::npos);
+  CHECK(CheckTriggerHeaders(R"({"X-A\r\nHost": "x"})") ==
+        "headers: \"X-A\\x0d\\x0aHost\" is not a valid header name (letters, digits and "
+        "!#$%&'*+-.^_`|~ only; no spaces, colons or line breaks)");
+  CHECK(CheckTriggerHeaders(R"({"X A": "x"})").find("not a valid header name") !=
+        std::string::npos);
+  CHECK(CheckTriggerHeaders(R"({"X-A:": "x"})").find("not a valid header name") !=
+        std::string::npos);
+  CHECK(CheckTriggerHeaders(R"({"": "x"})") == "headers: a header name is empty");
+  CHECK(CheckTriggerHeaders(R"({"X-N": 5})") == "headers: the value of \"X-N\" is not a string");
+  CHECK(CheckTriggerHeaders(R"({"X-N": null})").find("not a string") != std::string::npos);
+  CHECK(CheckTriggerHeaders(R"({"X-N": {"a": 1}})").find("not a string") != std::string::npos);
+  CHECK(CheckTriggerHeaders(R"([1])") == "headers: not a JSON object");
+  CHECK(CheckTriggerHeaders("{").rfind("headers: ", 0) == 0);
+  // A long name is cut between characters, never inside one.
+  const std::string name = "X-" + std::string(61, 'a') + "\xC3\xA9";  // é across byte 64
+  const std::string error = CheckTriggerHeaders("{\"" + name + " \": \"x\"}");
+  CHECK(error.find("\"X-" + std::string(61, 'a') + "...\"") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace walhook
