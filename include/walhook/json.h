@@ -32,8 +32,9 @@ inline constexpr int kMaxJsonDepth = 512;
 // input, however deep, takes stack.
 Status CheckJson(std::string_view text, int max_depth = kMaxJsonDepth);
 
-// CheckJson, then parses `text` into *doc with full-precision numbers. On an
-// error *doc is left null.
+// CheckJson, then parses `text` into *doc. Integers are exact; a double may
+// differ from the text in its last digit (keep the text where digits matter).
+// On an error *doc is left null.
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth = kMaxJsonDepth);
 
 }  // namespace walhook

@@ -9,9 +9,12 @@
 namespace walhook {
 namespace {
 
-constexpr unsigned kReadFlags = rapidjson::kParseIterativeFlag |
-                                rapidjson::kParseValidateEncodingFlag |
-                                rapidjson::kParseFullPrecisionFlag;
+// Not kParseFullPrecisionFlag: its decimal conversion (internal/diyfp.h)
+// takes clz(0), undefined behaviour, on some inputs (found by
+// queue_request_fuzz). walhook keeps numbers as their text; a double it
+// reads (a delay, an exp) needs no last digit.
+constexpr unsigned kReadFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 // Counts nesting and checks decoded strings (escapes can spell a lone
 // surrogate that the byte check cannot see).
