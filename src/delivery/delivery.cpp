@@ -19,6 +19,7 @@
 #include "walhook/log.h"
 #include "walhook/metrics.h"
 #include "walhook/retry.h"
+#include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook {
@@ -27,8 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr size_t kBodyKept = 4096;        // of a response, into invocation_logs
-constexpr size_t kBodyJudged = 64 << 10;  // of a response, read for its "error"
+// A response buffer larger than this is not kept for the handle's next request.
+constexpr size_t kResponseKeep = 64 << 10;
 constexpr milliseconds kSweepInterval{1000};
 constexpr milliseconds kRenewInterval{10000};
 constexpr milliseconds kReportInterval{1000};
@@ -169,7 +170,8 @@ class Delivery::Dispatcher {
     HeldEvent event;
     std::string body;
     curl_slist* headers = nullptr;
-    std::string response;
+    std::string response;       // at most kMaxResponseBody
+    bool response_cut = false;  // the body went on past kMaxResponseBody: not read further
     std::string retry_after;
     int64_t started_ms = 0;
     Clock::time_point started;
@@ -188,9 +190,13 @@ class Delivery::Dispatcher {
   static size_t OnBody(char* data, size_t size, size_t n, void* user) {
     auto* r = static_cast<Request*>(user);
     const size_t bytes = size * n;
-    if (r->response.size() < kBodyJudged) {
-      r->response.append(data, std::min(bytes, kBodyJudged - r->response.size()));
+    if (bytes > kMaxResponseBody - r->response.size()) {
+      // Not read further: the transfer ends here (CURLE_WRITE_ERROR), and
+      // the body is judged as cut.
+      r->response_cut = true;
+      return 0;
     }
+    r->response.append(data, bytes);
     return bytes;
   }
 
@@ -275,6 +281,12 @@ class Delivery::Dispatcher {
     std::vector<std::map<std::string, Queue>::iterator> order;
     for (auto it = start; it != queues_.end(); ++it) order.push_back(it);
     for (auto it = queues_.begin(); it != start; ++it) order.push_back(it);
+    // Fair shares (SPEC §9): with W triggers that have work, each may have
+    // kMaxInFlight / (W + 1) requests in flight (at most kTriggerInFlight):
+    // a share stays free for the next trigger that has work, so endpoints
+    // that hang fill only their triggers' shares, never the node's cap.
+    const int share =
+        std::clamp(kMaxInFlight / (static_cast<int>(queues_.size()) + 1), 1, kTriggerInFlight);
     for (auto it : order) {
       Queue& q = it->second;
       const auto target = targets.find(it->first);
@@ -292,7 +304,7 @@ class Delivery::Dispatcher {
         owner_.Wake();
         continue;
       }
-      while (!q.events.empty() && q.in_flight < kTriggerInFlight &&
+      while (!q.events.empty() && q.in_flight < share &&
              static_cast<int>(active_.size()) < kMaxInFlight) {
         Send(std::move(q.events.front()), target->second);
         q.events.pop_front();
@@ -322,6 +334,7 @@ class Delivery::Dispatcher {
     r->body = BuildCloudEvent(r->event.id, r->event.type, owner_.cfg_.node_id, r->event.ts_ms,
                               r->event.payload);
     r->response.clear();
+    r->response_cut = false;
     r->retry_after.clear();
     r->error[0] = '\0';
     r->started_ms = now_ms;
@@ -355,6 +368,12 @@ class Delivery::Dispatcher {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
+    // Over TLS, ALPN tells at the handshake whether a connection multiplexes:
+    // a request may wait for that rather than open a connection of its own.
+    // Over plain HTTP nothing tells before the first answer, so waiting
+    // would put every request behind the first one, however long that one
+    // hangs (SPEC §9: a slow endpoint gets its requests in parallel).
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, StartsWithNoCase(target.url, "https:") ? 1L : 0L);
     curl_multi_add_handle(multi_.get(), e);
     active_.emplace(e, std::move(r));
   }
@@ -369,7 +388,6 @@ class Delivery::Dispatcher {
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (!owner_.cfg_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, owner_.cfg_.ca_file.c_str());
     }
@@ -403,6 +421,7 @@ class Delivery::Dispatcher {
       r->event.payload.shrink_to_fit();
       r->body.clear();
       r->body.shrink_to_fit();
+      if (r->response.capacity() > kResponseKeep) std::string().swap(r->response);
       spare_.push_back(std::move(r));
     }
     if (records.empty()) return 0;
@@ -439,13 +458,19 @@ class Delivery::Dispatcher {
     long code = 0;
     curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &code);
     std::string transport;
+    // A body cut by OnBody ends the transfer with a write error: the
+    // response came all the same, as far as it was read.
+    const bool answered = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r.response_cut);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       transport = fmt::format("timed out after {} ms", r.timeout_ms);
-    } else if (rc != CURLE_OK) {
+    } else if (!answered) {
       transport = r.error[0] != '\0' ? r.error : curl_easy_strerror(rc);
     }
-    // A response cut short is no answer, whatever its status line said.
-    const Verdict v = JudgeResponse(rc == CURLE_OK ? code : 0, r.response, transport);
+    // A response cut short (by the network) is no answer, whatever its
+    // status line said.
+    rapidjson::Document doc;
+    const Verdict v =
+        JudgeResponse(answered ? code : 0, r.response, transport, r.response_cut, &doc);
     AttemptRecord rec;
     rec.event_id = r.event.id;
     rec.trigger = r.event.trigger;
@@ -455,12 +480,16 @@ class Delivery::Dispatcher {
     rec.duration_ms = static_cast<int>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - r.started).count());
     rec.http_status = code;
-    rec.response_body = r.response.substr(0, kBodyKept);
+    rec.response_body = Utf8Prefix(r.response, kResponseBodyKept);
     rec.queued_depth = r.event.chain_depth + 1;
     rec.due_ms = r.event.ts_ms;
     if (v.outcome == Outcome::kSuccess) {
       rec.status = EventStatus::kProcessed;
-      ResponseEvents asked = ParseResponseEvents(r.response);
+      if (!v.unread.empty()) {
+        rec.remark = v.unread;
+        return rec;
+      }
+      ResponseEvents asked = ResponseEventsOf(doc, r.response);
       if (!asked.events.empty() && rec.queued_depth > kMaxChainDepth) {
         rec.remark = fmt::format(
             "the response asked for {} event(s), refused: a chain of events queued by responses "
@@ -823,7 +852,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
     try {
       if (!outcomes.empty()) {
         const std::vector<QueuedRow> queued = MatchQueued(outcomes);
-        store.Record(outcomes, queued);
+        store.Record(&outcomes, queued);
         now = Clock::now();
         // Due now, or the sweep sets their timer.
         if (!queued.empty()) next_sweep = next_walk = now;
@@ -1026,7 +1055,8 @@ std::vector<QueuedRow> Delivery::MatchQueued(const std::vector<AttemptRecord>& o
       matched.clear();
       custom_matcher_.MatchCustom(e.type, e.payload, &matched);
       for (const Trigger* t : matched) {
-        rows.push_back(QueuedRow{t->name, e.type, e.payload, e.delay_ms, e.at_ms, r.queued_depth});
+        rows.push_back(
+            QueuedRow{t->name, e.type, e.payload, e.delay_ms, e.at_ms, r.queued_depth, r.event_id});
       }
     }
   }
@@ -1040,6 +1070,8 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
   std::vector<int64_t> parked;   // to load, not claim
   std::vector<int> parked_room;  // of each room, what `parked` fills
   bool parked_left = false;
+  size_t bytes_room = 0;  // of payload, reserved in held_bytes_
+  bool one_over = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -1077,16 +1109,28 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
       held_ += n;
     }
     parked_left = parked_count_ > 0;
+    if (!room.empty()) {
+      // Bytes too, not only counts: a claim of 1,000 events of 8 MiB each
+      // would be 8 GB. What the node may still hold is reserved until the
+      // payloads are in, so capture cannot take it meanwhile; one event
+      // over it only when nothing else is held (it goes all the same).
+      bytes_room = kMaxHeldBytes > held_bytes_ ? kMaxHeldBytes - held_bytes_ : 0;
+      one_over = held_bytes_ == 0;
+      held_bytes_ += bytes_room;
+    }
   }
   if (room.empty()) {
     backlog_ = true;
     return;
   }
   std::vector<HeldEvent> events;
+  std::vector<HeldEvent> unfit;  // parked events past bytes_room: still parked
   size_t loaded = 0;
+  size_t bytes = 0;  // of the payloads taken
   try {
-    events = store.LoadParked(parked);
+    events = store.LoadParked(parked, bytes_room, one_over, &unfit);
     loaded = events.size();
+    for (const HeldEvent& e : events) bytes += e.payload.size();
     std::vector<ClaimRoom> claim;
     for (size_t i = 0; i < room.size(); ++i) {
       const ClaimRoom& r = room[i];
@@ -1094,8 +1138,10 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
         claim.push_back({r.trigger, r.room - parked_room[i], r.ordered, r.walk});
       }
     }
-    if (!claim.empty()) {
-      std::vector<HeldEvent> claimed = store.Claim(claim, done);
+    if (!claim.empty() && unfit.empty() && (bytes < bytes_room || (one_over && events.empty()))) {
+      std::vector<HeldEvent> claimed = store.Claim(
+          claim, done, bytes_room > bytes ? bytes_room - bytes : 0, one_over && events.empty());
+      for (const HeldEvent& e : claimed) bytes += e.payload.size();
       events.insert(events.end(), std::make_move_iterator(claimed.begin()),
                     std::make_move_iterator(claimed.end()));
     }
@@ -1105,17 +1151,26 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
     for (const ClaimRoom& r : room) {
       for (int i = 0; i < r.room; ++i) Unhold(r.trigger, 0);
     }
+    held_bytes_ -= std::min(held_bytes_, bytes_room);
     throw;
   }
   std::map<std::string, int> claimed;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    held_bytes_ -= std::min(held_bytes_, bytes_room);
+    // Back to the front of their triggers' parked queues, in their order.
+    for (auto it = unfit.rbegin(); it != unfit.rend(); ++it) {
+      parked_[it->trigger].push_front(it->id);
+      ++parked_count_;
+      parked_left = true;
+    }
     for (const HeldEvent& e : events) {
       ++claimed[e.trigger];
       held_bytes_ += e.payload.size();
       held_ids_.insert(e.id);
     }
-    backlog_ = parked_left;
+    // Bytes, not counts, may have cut this sweep short: sweep again as room opens.
+    backlog_ = parked_left || bytes >= bytes_room / 2;
     for (const ClaimRoom& r : room) {
       const int got = claimed.count(r.trigger) ? claimed[r.trigger] : 0;
       for (int i = got; i < r.room; ++i) Unhold(r.trigger, 0);
