@@ -50,6 +50,9 @@ constexpr size_t kReleaseMax = 2000;  // leases given back per statement at a st
 // How long a stop goes on giving leases back after its last request ended.
 constexpr milliseconds kStopReleaseTime{3000};
 constexpr size_t kRetryTimers = 4096;
+// Of Delivery::kMaxInFlight, the requests kept for triggers that have less
+// than half their share in flight (see StartRequests).
+constexpr int kHeadroom = 64;
 constexpr int kRetentionBatch = 1000;
 constexpr int kRetentionBatchesPerRun = 20;
 
@@ -282,11 +285,18 @@ class Delivery::Dispatcher {
     for (auto it = start; it != queues_.end(); ++it) order.push_back(it);
     for (auto it = queues_.begin(); it != start; ++it) order.push_back(it);
     // Fair shares (SPEC §9): with W triggers that have work, each may have
-    // kMaxInFlight / (W + 1) requests in flight (at most kTriggerInFlight):
-    // a share stays free for the next trigger that has work, so endpoints
-    // that hang fill only their triggers' shares, never the node's cap.
+    // kMaxInFlight / (W + 1) requests in flight (at most kTriggerInFlight);
+    // and past kMaxInFlight - kHeadroom requests in all, a trigger gets only
+    // half its share. So endpoints that hang (whose requests free no slot
+    // until their timeout) fill their triggers' shares and never the node's
+    // cap, however their work came in: the next trigger still finds room.
     const int share =
         std::clamp(kMaxInFlight / (static_cast<int>(queues_.size()) + 1), 1, kTriggerInFlight);
+    auto may_start = [&](const Queue& q) {
+      const int active = static_cast<int>(active_.size());
+      return q.in_flight < share && active < kMaxInFlight &&
+             (q.in_flight < std::max(share / 2, 1) || active < kMaxInFlight - kHeadroom);
+    };
     for (auto it : order) {
       Queue& q = it->second;
       const auto target = targets.find(it->first);
@@ -304,8 +314,7 @@ class Delivery::Dispatcher {
         owner_.Wake();
         continue;
       }
-      while (!q.events.empty() && q.in_flight < share &&
-             static_cast<int>(active_.size()) < kMaxInFlight) {
+      while (!q.events.empty() && may_start(q)) {
         Send(std::move(q.events.front()), target->second);
         q.events.pop_front();
         ++q.in_flight;
