@@ -15,6 +15,7 @@
 
 #include <pqxx/pqxx>
 
+#include "walhook/attempt.h"
 #include "walhook/chain.h"
 
 namespace walhook {
@@ -41,17 +42,6 @@ struct Target {
   bool enabled = true;
 };
 
-// An event this node now holds a lease on.
-struct HeldEvent {
-  int64_t id = 0;
-  std::string trigger;
-  std::string type;
-  std::string payload;
-  int64_t ts_ms = 0;    // due time, ms since the epoch: the CloudEvents "time"
-  int attempts = 0;     // attempts made before this one
-  int chain_depth = 0;  // 0 for a source event; +1 per response that queued it
-};
-
 // How many due events a claim may take for one trigger.
 struct ClaimRoom {
   std::string trigger;
@@ -60,29 +50,6 @@ struct ClaimRoom {
   // For an ordered trigger: look for the first event of every key (a walk
   // in commit order), not only for the next event of the keys just done.
   bool walk = true;
-};
-
-enum class EventStatus { kStaged, kProcessed, kFailed };
-
-// The outcome of one attempt, written with its invocation row.
-struct AttemptRecord {
-  int64_t event_id = 0;
-  std::string trigger;
-  int attempt = 0;  // 1 for the first
-  EventStatus status = EventStatus::kStaged;
-  int64_t retry_in_ms = 0;  // kStaged: when the next attempt is due
-  std::string remark;       // empty on success
-  int64_t started_ms = 0;   // ms since the epoch
-  int duration_ms = 0;
-  long http_status = 0;       // 0: no response
-  std::string response_body;  // first 4 KiB
-  std::string error;          // empty when none
-  size_t payload_bytes = 0;   // not stored: what the event held in memory
-  int64_t due_ms = 0;         // not stored: the event's ts (for latency)
-  // Custom events this attempt queues (its response's, or the dlq_ event of
-  // a failed event), at chain depth `queued_depth`.
-  std::vector<ChainedEvent> queued;
-  int queued_depth = 0;
 };
 
 // A custom event to insert with a batch of outcomes, for one trigger.

@@ -15,6 +15,7 @@
 #include <queue>
 #include <random>
 
+#include "walhook/attempt.h"
 #include "walhook/errors.h"
 #include "walhook/log.h"
 #include "walhook/metrics.h"
@@ -60,13 +61,6 @@ int64_t EpochMs() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string HumanDelay(milliseconds d) {
-  if (d < milliseconds(1000)) return fmt::format("{} ms", d.count());
-  if (d < milliseconds(120000))
-    return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1e3);
-  return fmt::format("{} min", d.count() / 60000);
 }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
@@ -477,68 +471,19 @@ class Delivery::Dispatcher {
     }
     // A response cut short (by the network) is no answer, whatever its
     // status line said.
-    rapidjson::Document doc;
-    const Verdict v =
-        JudgeResponse(answered ? code : 0, r.response, transport, r.response_cut, &doc);
-    AttemptRecord rec;
-    rec.event_id = r.event.id;
-    rec.trigger = r.event.trigger;
-    rec.payload_bytes = r.event.payload.size();
-    rec.attempt = r.event.attempts + 1;
+    AttemptResponse response;
+    response.status = answered ? code : 0;
+    response.body = r.response;
+    response.body_cut = r.response_cut;
+    response.transport_error = transport;
+    response.retry_after = r.retry_after;
+    AttemptRecord rec = JudgeAttempt(r.event, response, {r.retries, r.retry_interval_ms},
+                                     std::chrono::system_clock::now(),
+                                     std::uniform_real_distribution<double>(0, 1)(rng_));
+    rec.http_status = code;  // also of a response cut short: invocation_logs shows it
     rec.started_ms = r.started_ms;
     rec.duration_ms = static_cast<int>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - r.started).count());
-    rec.http_status = code;
-    rec.response_body = Utf8Prefix(r.response, kResponseBodyKept);
-    rec.queued_depth = r.event.chain_depth + 1;
-    rec.due_ms = r.event.ts_ms;
-    if (v.outcome == Outcome::kSuccess) {
-      rec.status = EventStatus::kProcessed;
-      if (!v.unread.empty()) {
-        rec.remark = v.unread;
-        return rec;
-      }
-      ResponseEvents asked = ResponseEventsOf(doc, r.response);
-      if (!asked.events.empty() && rec.queued_depth > kMaxChainDepth) {
-        rec.remark = fmt::format(
-            "the response asked for {} event(s), refused: a chain of events queued by responses "
-            "may be {} deep at most",
-            asked.events.size(), kMaxChainDepth);
-      } else {
-        rec.queued = std::move(asked.events);
-        rec.remark = std::move(asked.refused);
-      }
-      return rec;
-    }
-    rec.error = v.reason;
-    std::optional<milliseconds> retry_after;
-    if (!r.retry_after.empty()) {
-      retry_after = ParseRetryAfter(r.retry_after, std::chrono::system_clock::now());
-    }
-    const auto delay = NextAttemptDelay(rec.attempt, r.retries, r.retry_interval_ms,
-                                        v.outcome == Outcome::kFailNow, retry_after,
-                                        std::uniform_real_distribution<double>(0, 1)(rng_));
-    if (delay) {
-      rec.status = EventStatus::kStaged;
-      rec.retry_in_ms = delay->count();
-      rec.remark =
-          fmt::format("{} (attempt {} of {}; next in {}{})", v.reason, rec.attempt, r.retries + 1,
-                      HumanDelay(*delay), retry_after ? ", as Retry-After asked" : "");
-    } else {
-      rec.status = EventStatus::kFailed;
-      rec.remark = v.outcome == Outcome::kFailNow
-                       ? v.reason
-                       : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason,
-                                     rec.attempt, r.retries + 1);
-      // Failed for good: a dlq_<trigger> event, for whoever listens to it.
-      if (rec.queued_depth <= kMaxChainDepth) {
-        ChainedEvent dlq;
-        dlq.type = "dlq_" + r.event.trigger;
-        dlq.payload =
-            DlqPayload(r.event.id, r.event.type, r.event.payload, r.event.ts_ms, r.event.trigger);
-        rec.queued.push_back(std::move(dlq));
-      }
-    }
     return rec;
   }
 

@@ -223,9 +223,8 @@ TEST_CASE("hostile webhook: a chained event that cannot be stored fails only its
   CHECK(far_remark.find("out of range") != std::string::npos);
   // Nothing queued, nothing sent twice (a lease run out would send again).
   CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'x_hook'") == 0);
-  CHECK(QL(db,
-           "SELECT count(*) FROM eventing.invocation_logs WHERE event_id IN (" +
-               std::to_string(utf8) + ", " + std::to_string(far) + ")") == 2);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.invocation_logs WHERE event_id IN (" +
+                   std::to_string(utf8) + ", " + std::to_string(far) + ")") == 2);
   CHECK(hostile.Count() == 2);
   CHECK(calm.Count() == 5);
 
@@ -266,8 +265,8 @@ TEST_CASE("hostile webhook: four hanging endpoints; another trigger still delive
   auto walhook = StartWalhook(db, node);
 
   for (int i = 0; i < 4; ++i) {
-    Exec(db, "INSERT INTO hang_rows_" + std::to_string(i) +
-                 " SELECT g FROM generate_series(1, 100) g");
+    Exec(db,
+         "INSERT INTO hang_rows_" + std::to_string(i) + " SELECT g FROM generate_series(1, 100) g");
   }
   // Requests to a hanging endpoint go out in parallel, not one after another.
   for (auto& r : hanging) {
@@ -292,10 +291,9 @@ TEST_CASE("hostile webhook: four hanging endpoints; another trigger still delive
           return n == static_cast<size_t>(i);
         },
         1s, 5ms));
-    MESSAGE("same server, another path: " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 Clock::now() - before)
-                                                 .count()
-                                          << " ms");
+    MESSAGE("same server, another path: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - before).count()
+            << " ms");
   }
   REQUIRE_MESSAGE(walhook->Running(), walhook->Output());
   // After a restart, with the hanging backlog claimed again (the endpoints
@@ -327,8 +325,7 @@ TEST_CASE("hostile webhook: bodies up to 1 MiB are judged whole; beyond, invalid
   accents += R"("})";
   const std::string late =
       R"({"pad":")" + std::string(200 << 10, 'x') + R"(","error":"failed late"})";
-  const std::string huge =
-      R"({"pad":")" + std::string(3 << 20, 'x') + R"(","error":"unseen"})";
+  const std::string huge = R"({"pad":")" + std::string(3 << 20, 'x') + R"(","error":"unseen"})";
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   Receiver hostile(4757, [&](const Arrival& a) {
     Reply r;
@@ -372,8 +369,7 @@ TEST_CASE("hostile webhook: bodies up to 1 MiB are judged whole; beyond, invalid
   const long accents_id = WaitEventId(db, "accents_hook");
   CHECK(WaitStatus(db, accents_id, "processed"));
   const std::string where = " FROM eventing.invocation_logs WHERE event_id = ";
-  CHECK(QL(db, "SELECT octet_length(response_body)" + where + std::to_string(accents_id)) ==
-        4095);
+  CHECK(QL(db, "SELECT octet_length(response_body)" + where + std::to_string(accents_id)) == 4095);
   CHECK(QL(db, "SELECT position(U&'\\FFFD' IN response_body)" + where +
                    std::to_string(accents_id)) == 0);
   CHECK(QL(db, "SELECT max(octet_length(response_body))" + where + std::to_string(huge_id)) ==
@@ -421,9 +417,8 @@ TEST_CASE("hostile webhook: an outcome is written only under this node's lease")
         "another-node");
   CHECK(QL(db, "SELECT attempts FROM eventing.event_logs WHERE id = " + std::to_string(id)) == 0);
   // Given back, it is sent again and done.
-  Exec(db,
-       "UPDATE eventing.event_logs SET lease_owner = NULL, lease_until = NULL WHERE id = " +
-           std::to_string(id));
+  Exec(db, "UPDATE eventing.event_logs SET lease_owner = NULL, lease_until = NULL WHERE id = " +
+               std::to_string(id));
   CHECK(WaitStatus(db, id, "processed", 15s));
   CHECK(slow.Count() == 2);
 
@@ -444,10 +439,8 @@ TEST_CASE("hostile webhook: large events waiting on a hanging endpoint stay with
   });
   Receiver calm(4762);
   AddCalmHook(db, calm);
-  AddHook(db, {.name = "big_hook",
-               .table = "big_rows",
-               .url = hang.Url("/big"),
-               .timeout_ms = 60000});
+  AddHook(db,
+          {.name = "big_hook", .table = "big_rows", .url = hang.Url("/big"), .timeout_ms = 60000});
   const std::string node = "bigger";
   auto walhook = StartWalhook(db, node);
   // 30 events of 4 MiB: 120 MiB. At most 64 MiB of them are held (and sent).
@@ -456,8 +449,9 @@ TEST_CASE("hostile webhook: large events waiting on a hanging endpoint stay with
   }
   CHECK(WaitFor(
       [&] {
-        return TryQL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = "
-                         "'big_hook'") == 30;
+        return TryQL(db,
+                     "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = "
+                     "'big_hook'") == 30;
       },
       60s, 200ms));
   REQUIRE(hang.WaitForCount(10, 20s));
