@@ -24,8 +24,8 @@ std::string HumanDelay(milliseconds d) {
 }  // namespace
 
 AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& response,
-                           const RetrySettings& settings,
-                           std::chrono::system_clock::time_point now, double jitter) {
+                           const RetrySettings& settings, std::chrono::system_clock::time_point now,
+                           double jitter) {
   rapidjson::Document doc;
   const Verdict v = JudgeResponse(response.status, response.body, response.transport_error,
                                   response.body_cut, &doc);
@@ -59,9 +59,8 @@ AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& respon
   rec.error = v.reason;
   std::optional<milliseconds> retry_after;
   if (!response.retry_after.empty()) retry_after = ParseRetryAfter(response.retry_after, now);
-  const auto delay =
-      NextAttemptDelay(rec.attempt, settings.retries, settings.retry_interval_ms,
-                       v.outcome == Outcome::kFailNow, retry_after, jitter);
+  const auto delay = NextAttemptDelay(rec.attempt, settings.retries, settings.retry_interval_ms,
+                                      v.outcome == Outcome::kFailNow, retry_after, jitter);
   if (delay) {
     rec.status = EventStatus::kStaged;
     rec.retry_in_ms = delay->count();
@@ -72,8 +71,8 @@ AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& respon
     rec.status = EventStatus::kFailed;
     rec.remark = v.outcome == Outcome::kFailNow
                      ? v.reason
-                     : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason,
-                                   rec.attempt, settings.retries + 1);
+                     : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason, rec.attempt,
+                                   settings.retries + 1);
     // Failed for good: a dlq_<trigger> event, for whoever listens to it.
     if (rec.queued_depth <= kMaxChainDepth) {
       ChainedEvent dlq;

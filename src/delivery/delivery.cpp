@@ -29,8 +29,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// A response buffer larger than this is not kept for the handle's next request.
+// A response buffer larger than this is not kept for the handle's next
+// request. A body may grow past it only with a grant of the rest of
+// kMaxResponseBody from kResponseMemory, for all requests together: a
+// request that finds none left waits (paused) until one is given back, so
+// 256 requests in flight cannot hold 256 MiB of answers.
 constexpr size_t kResponseKeep = 64 << 10;
+constexpr size_t kResponseMemory = 32u << 20;
 constexpr milliseconds kSweepInterval{1000};
 constexpr milliseconds kRenewInterval{10000};
 constexpr milliseconds kReportInterval{1000};
@@ -169,6 +174,9 @@ class Delivery::Dispatcher {
     curl_slist* headers = nullptr;
     std::string response;       // at most kMaxResponseBody
     bool response_cut = false;  // the body went on past kMaxResponseBody: not read further
+    Dispatcher* dispatcher = nullptr;
+    size_t granted = 0;   // of kResponseMemory, for a body past kResponseKeep
+    bool paused = false;  // waits for a grant
     std::string retry_after;
     int64_t started_ms = 0;
     Clock::time_point started;
@@ -192,6 +200,19 @@ class Delivery::Dispatcher {
       // the body is judged as cut.
       r->response_cut = true;
       return 0;
+    }
+    if (r->granted == 0 && r->response.size() + bytes > kResponseKeep) {
+      Dispatcher& d = *r->dispatcher;
+      constexpr size_t kGrant = kMaxResponseBody - kResponseKeep;
+      if (d.response_granted_ + kGrant > kResponseMemory) {
+        // libcurl keeps these bytes and hands them over again once resumed.
+        r->paused = true;
+        d.paused_.push_back(r->easy);
+        return CURL_WRITEFUNC_PAUSE;
+      }
+      d.response_granted_ += kGrant;
+      r->granted = kGrant;
+      r->response.reserve(kMaxResponseBody);
     }
     r->response.append(data, bytes);
     return bytes;
@@ -338,6 +359,9 @@ class Delivery::Dispatcher {
                               r->event.payload);
     r->response.clear();
     r->response_cut = false;
+    r->dispatcher = this;
+    r->granted = 0;
+    r->paused = false;
     r->retry_after.clear();
     r->error[0] = '\0';
     r->started_ms = now_ms;
@@ -416,6 +440,7 @@ class Delivery::Dispatcher {
       if (it == active_.end()) continue;
       std::unique_ptr<Request> r = std::move(it->second);
       active_.erase(it);
+      GiveBackResponseMemory(*r);
       records.push_back(Judge(*r, rc));
       urgent = urgent || r->ordered;
       auto q = queues_.find(r->event.trigger);
@@ -427,6 +452,7 @@ class Delivery::Dispatcher {
       if (r->response.capacity() > kResponseKeep) std::string().swap(r->response);
       spare_.push_back(std::move(r));
     }
+    ResumePaused();
     if (records.empty()) return 0;
     owner_.attempts_ += records.size();
     owner_.in_flight_ = static_cast<int>(active_.size());
@@ -455,6 +481,31 @@ class Delivery::Dispatcher {
     // when the outcomes cannot wait.
     if (first || urgent || owner_.outcomes_.size() >= kOutcomesNow) owner_.Wake();
     return records.size();
+  }
+
+  void GiveBackResponseMemory(Request& r) {
+    response_granted_ -= std::min(response_granted_, r.granted);
+    r.granted = 0;
+    if (r.paused) {
+      // Ended while it waited (its timeout): no longer to resume.
+      paused_.erase(std::remove(paused_.begin(), paused_.end(), r.easy), paused_.end());
+      r.paused = false;
+    }
+  }
+
+  // Requests that wait for response memory try again once some is free.
+  void ResumePaused() {
+    constexpr size_t kGrant = kMaxResponseBody - kResponseKeep;
+    if (paused_.empty() || response_granted_ + kGrant > kResponseMemory) return;
+    std::vector<CURL*> waiting;
+    waiting.swap(paused_);
+    for (CURL* easy : waiting) {
+      auto it = active_.find(easy);
+      if (it == active_.end()) continue;
+      it->second->paused = false;
+      // May call OnBody at once, which may pause it again (into paused_).
+      curl_easy_pause(easy, CURLPAUSE_CONT);
+    }
   }
 
   AttemptRecord Judge(Request& r, CURLcode rc) {
@@ -506,6 +557,8 @@ class Delivery::Dispatcher {
   std::string last_served_;
   std::unordered_map<CURL*, std::unique_ptr<Request>> active_;
   std::vector<std::unique_ptr<Request>> spare_;
+  size_t response_granted_ = 0;  // of kResponseMemory
+  std::vector<CURL*> paused_;    // requests waiting for a grant, oldest first
 };
 
 Delivery::Delivery(const Config& config) : cfg_(config) {

@@ -379,6 +379,51 @@ TEST_CASE("hostile webhook: bodies up to 1 MiB are judged whole; beyond, invalid
   CheckStillDelivers(&walhook, db, node, calm, 1);
 }
 
+// Large answers to many requests at once share 32 MiB: a request that
+// finds none left waits for some, and every body is still read whole.
+TEST_CASE("hostile webhook: many large answers at once are all read whole") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Exec(db, std::string(kCalmTable) +
+               "; CREATE TABLE ok_rows (id int PRIMARY KEY);"
+               " CREATE TABLE err_rows (id int PRIMARY KEY)");
+  const std::string pad = std::string(900 << 10, 'x');
+  const std::string ok = R"({"pad":")" + pad + R"(","error":""})";
+  const std::string err = R"({"pad":")" + pad + R"(","error":"bad"})";
+  Receiver big(4763, [&](const Arrival& a) {
+    Reply r;
+    r.body = a.path == "/err" ? err : ok;
+    r.delay = 200ms;  // so that many are out together
+    return r;
+  });
+  Receiver calm(4764);
+  AddCalmHook(db, calm);
+  AddHook(db, {.name = "ok_hook", .table = "ok_rows", .url = big.Url("/ok")});
+  AddHook(db, {.name = "err_hook", .table = "err_rows", .url = big.Url("/err"), .retries = 0});
+  const std::string node = "answers";
+  auto walhook = StartWalhook(db, node);
+  Exec(db,
+       "INSERT INTO ok_rows SELECT g FROM generate_series(1, 60) g;"
+       " INSERT INTO err_rows SELECT g FROM generate_series(1, 60) g");
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE status <> 'staged' AND "
+                  "trigger_name IN ('ok_hook', 'err_hook')") == 120;
+      },
+      60s, 200ms));
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'ok_hook' AND "
+           "status = 'processed' AND remark IS NULL") == 60);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'err_hook' AND "
+           "status = 'failed' AND remark LIKE '%with error: bad%'") == 60);
+  CHECK(big.Count() == 120);  // none timed out and was sent again
+
+  CheckStillDelivers(&walhook, db, node, calm, 1);
+}
+
 // Record used to write an outcome whatever the lease said: an event another
 // node had taken over was marked with this node's outcome.
 TEST_CASE("hostile webhook: an outcome is written only under this node's lease") {

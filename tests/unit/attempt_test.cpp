@@ -32,9 +32,8 @@ AttemptResponse Response(long status, std::string_view body) {
 const auto kNow = std::chrono::system_clock::time_point(seconds(784111777 - 90));
 
 TEST_CASE("attempt: a 2xx is processed; the events it asks for are queued one level deeper") {
-  const AttemptRecord r =
-      JudgeAttempt(Event(0, 3), Response(200, R"({"events":[{"type":"NEXT"},{"type":"DB_X"}]})"),
-                   {}, kNow, 0.5);
+  const AttemptRecord r = JudgeAttempt(
+      Event(0, 3), Response(200, R"({"events":[{"type":"NEXT"},{"type":"DB_X"}]})"), {}, kNow, 0.5);
   CHECK(r.status == EventStatus::kProcessed);
   CHECK(r.event_id == 42);
   CHECK(r.trigger == "welcome");
@@ -45,9 +44,8 @@ TEST_CASE("attempt: a 2xx is processed; the events it asks for are queued one le
   CHECK(r.queued_depth == 4);
   CHECK(r.remark.find("response event 2 refused") != std::string::npos);
   // At the deepest level, nothing more.
-  const AttemptRecord deep = JudgeAttempt(Event(0, kMaxChainDepth),
-                                          Response(200, R"({"event":{"type":"NEXT"}})"), {}, kNow,
-                                          0.5);
+  const AttemptRecord deep = JudgeAttempt(
+      Event(0, kMaxChainDepth), Response(200, R"({"event":{"type":"NEXT"}})"), {}, kNow, 0.5);
   CHECK(deep.status == EventStatus::kProcessed);
   CHECK(deep.queued.empty());
   CHECK(deep.remark.find("16 deep at most") != std::string::npos);
@@ -55,8 +53,8 @@ TEST_CASE("attempt: a 2xx is processed; the events it asks for are queued one le
 
 TEST_CASE("attempt: a hostile 2xx body is a success that says what was not read (SPEC §9)") {
   const AttemptRecord utf8 = JudgeAttempt(
-      Event(), Response(200, "{\"event\":{\"type\":\"X\",\"payload\":{\"a\":\"\xff\"}}}"), {},
-      kNow, 0.5);
+      Event(), Response(200, "{\"event\":{\"type\":\"X\",\"payload\":{\"a\":\"\xff\"}}}"), {}, kNow,
+      0.5);
   CHECK(utf8.status == EventStatus::kProcessed);
   CHECK(utf8.queued.empty());
   CHECK(utf8.remark.find("invalid UTF-8") != std::string::npos);
@@ -79,9 +77,8 @@ TEST_CASE("attempt: a hostile 2xx body is a success that says what was not read 
 }
 
 TEST_CASE("attempt: failures are retried on the schedule or as Retry-After says, then failed") {
-  const AttemptRecord first =
-      JudgeAttempt(Event(0), Response(500, "down"), {.retries = 2, .retry_interval_ms = 1000},
-                   kNow, 0.5);
+  const AttemptRecord first = JudgeAttempt(Event(0), Response(500, "down"),
+                                           {.retries = 2, .retry_interval_ms = 1000}, kNow, 0.5);
   CHECK(first.status == EventStatus::kStaged);
   CHECK(first.retry_in_ms == 1000);
   CHECK(first.error == "HTTP 500");
