@@ -74,7 +74,7 @@ struct RetrySettings {
 // response_body is the first kResponseBodyKept bytes, cut between
 // characters. started_ms and duration_ms are left for the caller.
 AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& response,
-                           const RetrySettings& settings,
-                           std::chrono::system_clock::time_point now, double jitter);
+                           const RetrySettings& settings, std::chrono::system_clock::time_point now,
+                           double jitter);
 
 }  // namespace walhook
