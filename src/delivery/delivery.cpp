@@ -43,9 +43,10 @@ constexpr milliseconds kRetentionInterval{60000};
 constexpr milliseconds kFoldInterval{5000};  // of event_counts
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
-constexpr int kClaimMax = 1000;      // per trigger and sweep
-constexpr size_t kMaxDone = 10000;   // ordered events done, kept for the next sweep
-constexpr size_t kRecordMax = 2000;  // outcomes per statement
+constexpr int kClaimMax = 1000;            // per trigger and sweep
+constexpr size_t kClaimBytes = 16u << 20;  // of payload, per sweep
+constexpr size_t kMaxDone = 10000;         // ordered events done, kept for the next sweep
+constexpr size_t kRecordMax = 2000;        // outcomes per statement
 // How long outcomes wait for more before they are written; as many as this
 // are written at once. At 1,000 deliveries/s, one statement (with its
 // commit, and what the slot's walsender decodes of it) per 1.4 outcomes
@@ -1118,10 +1119,12 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
     parked_left = parked_count_ > 0;
     if (!room.empty()) {
       // Bytes too, not only counts: a claim of 1,000 events of 8 MiB each
-      // would be 8 GB. What the node may still hold is reserved until the
-      // payloads are in, so capture cannot take it meanwhile; one event
-      // over it only when nothing else is held (it goes all the same).
-      bytes_room = kMaxHeldBytes > held_bytes_ ? kMaxHeldBytes - held_bytes_ : 0;
+      // would be 8 GB. What the claim may take (kClaimBytes at most, so
+      // capture keeps room meanwhile) is reserved until the payloads are
+      // in; one event over it only when nothing else is held (it goes all
+      // the same).
+      bytes_room =
+          std::min(kMaxHeldBytes > held_bytes_ ? kMaxHeldBytes - held_bytes_ : 0, kClaimBytes);
       one_over = held_bytes_ == 0;
       held_bytes_ += bytes_room;
     }
