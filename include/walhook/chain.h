@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "walhook/json.h"
 #include "walhook/result.h"
 
 namespace walhook {
@@ -46,8 +47,14 @@ struct ResponseEvents {
 // `delay` is in ms; `timestamp` is an RFC 3339 string or epoch ms. A body
 // that is not a JSON object, or has neither member, asks for nothing. An
 // entry with a bad type (not [A-Za-z0-9_-]+, or DB_*/FILE_*), a bad delay or
-// timestamp is refused and named in `refused`; the others are kept.
+// timestamp is refused and named in `refused`; the others are kept. The body
+// is read with ParseJson (bounded depth, UTF-8 checked): JSON that fails
+// there (invalid UTF-8, nested too deep) asks for nothing and `refused` says
+// why; text that is not JSON at all asks for nothing.
 ResponseEvents ParseResponseEvents(std::string_view body);
+
+// The same for a body already parsed with ParseJson: `doc` is `body` parsed.
+ResponseEvents ResponseEventsOf(const rapidjson::Value& doc, std::string_view body);
 
 // The payload of the dlq_<trigger> event of a failed event:
 // {"event_id": "<id>", "event_type": …, "event_payload": <data>,

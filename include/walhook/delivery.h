@@ -8,17 +8,18 @@
 // memory right after their commit, so delivery starts without a poll.
 //
 // Limits: at most kMaxInFlight requests at once and kTriggerInFlight per
-// trigger; at most kMaxHeld events (kMaxHeldBytes of payload) held in
-// memory, kTriggerHeld per trigger — the rest wait in event_logs. Beyond
-// that, up to kMaxParked events are leased to this node at insert all the
-// same and only their ids kept ("parked"): the sweep loads them by id when
-// room opens, without the claim's write while their lease has long enough
-// to run (see DeliveryStore::LoadParked). The rest are claimed. While other
-// nodes deliver from the same eventing database, nothing is parked: the
-// backlog is theirs to share. An event
-// is held from its claim until its outcome is written, so a slow eventing
-// database slows delivery instead of piling up outcomes. A slow endpoint
-// fills only its own trigger's share.
+// trigger, and a fair share of kMaxInFlight: with W triggers that have work,
+// kMaxInFlight / (W + 1) each, and the last 64 slots only for triggers with
+// less than half that in flight, so room stays free for the next (SPEC §9:
+// endpoints that hang fill their own triggers' shares only); at most
+// kMaxHeld events (kMaxHeldBytes of payload) held in memory, kTriggerHeld per trigger — the rest
+// wait in event_logs. Beyond that, up to kMaxParked events are leased to this node at insert all
+// the same and only their ids kept ("parked"): the sweep loads them by id when room opens, without
+// the claim's write while their lease has long enough to run (see DeliveryStore::LoadParked). The
+// rest are claimed. While other nodes deliver from the same eventing database, nothing is parked:
+// the backlog is theirs to share. An event is held from its claim until its outcome is written, so
+// a slow eventing database slows delivery instead of piling up outcomes. A slow endpoint fills only
+// its own trigger's share.
 //
 // Thread-safety: Reserve/Poke from the capture thread, Committed/Dropped
 // from writer threads, the rest from the owner; all of them may run at once.

@@ -15,6 +15,7 @@
 
 #include <pqxx/pqxx>
 
+#include "walhook/attempt.h"
 #include "walhook/chain.h"
 
 namespace walhook {
@@ -41,17 +42,6 @@ struct Target {
   bool enabled = true;
 };
 
-// An event this node now holds a lease on.
-struct HeldEvent {
-  int64_t id = 0;
-  std::string trigger;
-  std::string type;
-  std::string payload;
-  int64_t ts_ms = 0;    // due time, ms since the epoch: the CloudEvents "time"
-  int attempts = 0;     // attempts made before this one
-  int chain_depth = 0;  // 0 for a source event; +1 per response that queued it
-};
-
 // How many due events a claim may take for one trigger.
 struct ClaimRoom {
   std::string trigger;
@@ -62,29 +52,6 @@ struct ClaimRoom {
   bool walk = true;
 };
 
-enum class EventStatus { kStaged, kProcessed, kFailed };
-
-// The outcome of one attempt, written with its invocation row.
-struct AttemptRecord {
-  int64_t event_id = 0;
-  std::string trigger;
-  int attempt = 0;  // 1 for the first
-  EventStatus status = EventStatus::kStaged;
-  int64_t retry_in_ms = 0;  // kStaged: when the next attempt is due
-  std::string remark;       // empty on success
-  int64_t started_ms = 0;   // ms since the epoch
-  int duration_ms = 0;
-  long http_status = 0;       // 0: no response
-  std::string response_body;  // first 4 KiB
-  std::string error;          // empty when none
-  size_t payload_bytes = 0;   // not stored: what the event held in memory
-  int64_t due_ms = 0;         // not stored: the event's ts (for latency)
-  // Custom events this attempt queues (its response's, or the dlq_ event of
-  // a failed event), at chain depth `queued_depth`.
-  std::vector<ChainedEvent> queued;
-  int queued_depth = 0;
-};
-
 // A custom event to insert with a batch of outcomes, for one trigger.
 struct QueuedRow {
   std::string trigger;
@@ -93,6 +60,7 @@ struct QueuedRow {
   int64_t delay_ms = 0;
   std::optional<int64_t> at_ms;
   int chain_depth = 0;
+  int64_t origin = 0;  // the event whose outcome queued it
 };
 
 class DeliveryStore {
@@ -122,19 +90,37 @@ class DeliveryStore {
   // kLease. Leases this node's name held before `started` (a previous run
   // with the same --node-id) count as expired. `done`: events whose outcome
   // was just written; the next event of their key is looked for first.
-  std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room,
-                               const std::vector<int64_t>& done = {});
+  // Together the claimed payloads hold at most `max_bytes` (the triggers
+  // taken in turn), or one event over it when `one_over` (nothing else is
+  // held: an event larger than the room still goes).
+  std::vector<HeldEvent> Claim(const std::vector<ClaimRoom>& room, const std::vector<int64_t>& done,
+                               size_t max_bytes, bool one_over);
 
   // Loads the events `ids` names that are still staged and leased to this
   // node (parked events): a read for those whose lease has at least
   // kLoadMargin to run, time for the next renewal; the others' leases are
-  // renewed on the way (a write, as a claim's).
-  std::vector<HeldEvent> LoadParked(const std::vector<int64_t>& ids);
+  // renewed on the way (a write, as a claim's). Payloads in id order up to
+  // `max_bytes` (one over it when `one_over`); the events past that go to
+  // *unfit with their id and trigger only, still leased, to load later.
+  std::vector<HeldEvent> LoadParked(const std::vector<int64_t>& ids, size_t max_bytes,
+                                    bool one_over, std::vector<HeldEvent>* unfit);
 
-  // Writes outcomes and invocation rows in one transaction. An event no
-  // longer staged (cancelled meanwhile) keeps its status.
-  // With them, in the same statement, the custom events they queued.
-  void Record(const std::vector<AttemptRecord>& records, const std::vector<QueuedRow>& queued);
+  // Writes outcomes and invocation rows in one statement, and with them
+  // the custom events they queued (`queued`, each by its QueuedRow::origin).
+  // An outcome is written only where this node holds the event's lease
+  // (lease_owner is this node: a lease that ran out and that no other node
+  // took is still this node's, for no other node has sent the event);
+  // elsewhere the event keeps what its holder writes, only the invocation
+  // row is added, and what the outcome queued is not. An event no longer
+  // staged (cancelled meanwhile) keeps its status.
+  // One outcome that cannot be stored (a chained event whose due time is out
+  // of range, …) never fails the others: when the statement fails on its
+  // values (a data error), the batch is written in halves down to the
+  // outcomes that fail; each of those is stored `failed`, without what it
+  // queued, its remark saying why, and *records shows it so. If even that
+  // cannot be stored, it is logged and its lease released.
+  // Other errors (a lost connection, a timeout) are thrown, nothing written.
+  void Record(std::vector<AttemptRecord>* records, const std::vector<QueuedRow>& queued);
   void Renew(const std::vector<int64_t>& ids);
   // How long until the earliest staged event of these triggers that is not
   // due yet falls due (on the database's clock); nullopt when none is waiting.
@@ -155,6 +141,13 @@ class DeliveryStore {
 
  private:
   class Receiver;
+  // Records [begin, end) of `records` and what they queued: one statement.
+  void RecordBatch(const std::vector<AttemptRecord>& records, size_t begin, size_t end,
+                   const std::vector<QueuedRow>& queued);
+  // Records [begin, end), which failed together with the data error `why`,
+  // in halves (see Record).
+  void RecordApart(std::vector<AttemptRecord>* records, size_t begin, size_t end,
+                   const std::vector<QueuedRow>& queued, const std::string& why);
   pqxx::connection conn_;
   std::string schema_;
   std::string node_id_;

@@ -24,9 +24,12 @@ std::optional<std::chrono::milliseconds> NextAttemptDelay(
     int attempt, int retries, int retry_interval_ms, bool fail_now,
     std::optional<std::chrono::milliseconds> retry_after, double jitter);
 
-// Parses a Retry-After value: delta-seconds ("120") or an IMF-fixdate
-// ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now`. A date in the past
-// gives 0. nullopt when malformed. Capped at kMaxRetryDelay.
+// Parses a Retry-After value (RFC 9110 §10.2.3): delta-seconds ("120") or an
+// HTTP date in any of its three forms — IMF-fixdate ("Sun, 06 Nov 1994
+// 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT", its two-digit
+// year read as RFC 9110 §5.6.7 says) or asctime ("Sun Nov  6 08:49:37 1994")
+// — relative to `now`. A date in the past gives 0. nullopt when malformed
+// (an impossible date too). Capped at kMaxRetryDelay.
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
                                                          std::chrono::system_clock::time_point now);
 

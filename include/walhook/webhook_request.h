@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "walhook/json.h"
 #include "walhook/result.h"
 
 struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
@@ -114,6 +115,12 @@ Status VerifyToken(std::string_view token, std::string_view project_key, int64_t
 // value is not of that form.
 std::optional<std::string_view> BearerToken(std::string_view authorization);
 
+// How much of a response body walhook reads (SPEC §9): its "error" and the
+// events it asks for are found in this much; the first kResponseBodyKept
+// bytes of it go to invocation_logs.response_body.
+inline constexpr size_t kMaxResponseBody = 1 << 20;
+inline constexpr size_t kResponseBodyKept = 4096;
+
 // How a delivery attempt ended.
 enum class Outcome {
   kSuccess,  // any 2xx without a JSON "error"
@@ -124,9 +131,23 @@ enum class Outcome {
 struct Verdict {
   Outcome outcome;
   std::string reason;  // for a failure: readable, for remark and error_msg
+  // For a success whose body walhook did not read (over kMaxResponseBody,
+  // invalid UTF-8, JSON nested too deep): why, for the event's remark. An
+  // "error" or events in such a body are not seen. Empty otherwise.
+  std::string unread;
 };
 
-// `status` 0 means no response came (`transport_error` says why).
-Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error);
+// `status` 0 means no response came (`transport_error` says why). `body` is
+// what was read of the response; `body_cut`: the body went on past
+// kMaxResponseBody and was not read further. A 2xx is a success unless its
+// body is a JSON object with an "error" that is present, not null and not ""
+// (Space Cloud's rule). A 2xx body walhook cannot judge (cut, invalid UTF-8,
+// nested deeper than kMaxJsonDepth) is a success all the same — the status
+// said the webhook took the event, and a retry would send it again — with
+// `unread` saying why the body was not read; a body that is not JSON at all
+// is simply a success. When `doc` is given and the body is a JSON object,
+// *doc holds it parsed (for ResponseEventsOf); else it is left null.
+Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error,
+                      bool body_cut = false, rapidjson::Document* doc = nullptr);
 
 }  // namespace walhook

@@ -1,6 +1,7 @@
 #include "walhook/chain.h"
 
 #include <cstdio>
+#include <limits>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -181,10 +182,22 @@ Result<QueueRequest> ParseQueueRequest(std::string_view body) {
 }
 
 ResponseEvents ParseResponseEvents(std::string_view body) {
-  ResponseEvents out;
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return out;
+  if (const Status st = ParseJson(body, &doc); !st.ok()) {
+    ResponseEvents out;
+    // Text that is not JSON asks for nothing; JSON walhook will not read
+    // (invalid UTF-8, nested too deep) says so.
+    if (st.message().rfind("not JSON", 0) != 0) {
+      out.refused = fmt::format("the response was not read for events: {}", st.message());
+    }
+    return out;
+  }
+  return ResponseEventsOf(doc, body);
+}
+
+ResponseEvents ResponseEventsOf(const rapidjson::Value& doc, std::string_view body) {
+  ResponseEvents out;
+  if (!doc.IsObject()) return out;
   std::vector<const rapidjson::Value*> entries;
   std::vector<std::optional<std::string_view>> raws;
   const auto one = doc.FindMember("event");
@@ -221,7 +234,9 @@ ResponseEvents ParseResponseEvents(std::string_view body) {
 
 std::string DlqPayload(int64_t event_id, std::string_view type, std::string_view data,
                        int64_t ts_ms, std::string_view trigger) {
-  const bool valid = !data.empty() && CheckJson(data).ok();
+  // A stored payload, however deep: checked without a DOM (and without
+  // recursion), embedded as it is.
+  const bool valid = !data.empty() && CheckJson(data, std::numeric_limits<int>::max()).ok();
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   w.StartObject();

@@ -15,10 +15,12 @@
 #include <queue>
 #include <random>
 
+#include "walhook/attempt.h"
 #include "walhook/errors.h"
 #include "walhook/log.h"
 #include "walhook/metrics.h"
 #include "walhook/retry.h"
+#include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook {
@@ -27,8 +29,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr size_t kBodyKept = 4096;        // of a response, into invocation_logs
-constexpr size_t kBodyJudged = 64 << 10;  // of a response, read for its "error"
+// A response buffer larger than this is not kept for the handle's next
+// request. A body may grow past it only with a grant of the rest of
+// kMaxResponseBody from kResponseMemory, for all requests together: a
+// request that finds none left waits (paused) until one is given back, so
+// 256 requests in flight cannot hold 256 MiB of answers.
+constexpr size_t kResponseKeep = 64 << 10;
+constexpr size_t kResponseMemory = 32u << 20;
 constexpr milliseconds kSweepInterval{1000};
 constexpr milliseconds kRenewInterval{10000};
 constexpr milliseconds kReportInterval{1000};
@@ -36,9 +43,10 @@ constexpr milliseconds kRetentionInterval{60000};
 constexpr milliseconds kFoldInterval{5000};  // of event_counts
 constexpr milliseconds kStopWait{10000};
 constexpr milliseconds kMaxBackoff{30000};
-constexpr int kClaimMax = 1000;      // per trigger and sweep
-constexpr size_t kMaxDone = 10000;   // ordered events done, kept for the next sweep
-constexpr size_t kRecordMax = 2000;  // outcomes per statement
+constexpr int kClaimMax = 1000;            // per trigger and sweep
+constexpr size_t kClaimBytes = 16u << 20;  // of payload, per sweep
+constexpr size_t kMaxDone = 10000;         // ordered events done, kept for the next sweep
+constexpr size_t kRecordMax = 2000;        // outcomes per statement
 // How long outcomes wait for more before they are written; as many as this
 // are written at once. At 1,000 deliveries/s, one statement (with its
 // commit, and what the slot's walsender decodes of it) per 1.4 outcomes
@@ -49,6 +57,9 @@ constexpr size_t kReleaseMax = 2000;  // leases given back per statement at a st
 // How long a stop goes on giving leases back after its last request ended.
 constexpr milliseconds kStopReleaseTime{3000};
 constexpr size_t kRetryTimers = 4096;
+// Of Delivery::kMaxInFlight, the requests kept for triggers that have less
+// than half their share in flight (see StartRequests).
+constexpr int kHeadroom = 64;
 constexpr int kRetentionBatch = 1000;
 constexpr int kRetentionBatchesPerRun = 20;
 
@@ -56,13 +67,6 @@ int64_t EpochMs() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string HumanDelay(milliseconds d) {
-  if (d < milliseconds(1000)) return fmt::format("{} ms", d.count());
-  if (d < milliseconds(120000))
-    return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1e3);
-  return fmt::format("{} min", d.count() / 60000);
 }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
@@ -169,7 +173,11 @@ class Delivery::Dispatcher {
     HeldEvent event;
     std::string body;
     curl_slist* headers = nullptr;
-    std::string response;
+    std::string response;       // at most kMaxResponseBody
+    bool response_cut = false;  // the body went on past kMaxResponseBody: not read further
+    Dispatcher* dispatcher = nullptr;
+    size_t granted = 0;   // of kResponseMemory, for a body past kResponseKeep
+    bool paused = false;  // waits for a grant
     std::string retry_after;
     int64_t started_ms = 0;
     Clock::time_point started;
@@ -188,9 +196,26 @@ class Delivery::Dispatcher {
   static size_t OnBody(char* data, size_t size, size_t n, void* user) {
     auto* r = static_cast<Request*>(user);
     const size_t bytes = size * n;
-    if (r->response.size() < kBodyJudged) {
-      r->response.append(data, std::min(bytes, kBodyJudged - r->response.size()));
+    if (bytes > kMaxResponseBody - r->response.size()) {
+      // Not read further: the transfer ends here (CURLE_WRITE_ERROR), and
+      // the body is judged as cut.
+      r->response_cut = true;
+      return 0;
     }
+    if (r->granted == 0 && r->response.size() + bytes > kResponseKeep) {
+      Dispatcher& d = *r->dispatcher;
+      constexpr size_t kGrant = kMaxResponseBody - kResponseKeep;
+      if (d.response_granted_ + kGrant > kResponseMemory) {
+        // libcurl keeps these bytes and hands them over again once resumed.
+        r->paused = true;
+        d.paused_.push_back(r->easy);
+        return CURL_WRITEFUNC_PAUSE;
+      }
+      d.response_granted_ += kGrant;
+      r->granted = kGrant;
+      r->response.reserve(kMaxResponseBody);
+    }
+    r->response.append(data, bytes);
     return bytes;
   }
 
@@ -275,6 +300,19 @@ class Delivery::Dispatcher {
     std::vector<std::map<std::string, Queue>::iterator> order;
     for (auto it = start; it != queues_.end(); ++it) order.push_back(it);
     for (auto it = queues_.begin(); it != start; ++it) order.push_back(it);
+    // Fair shares (SPEC §9): with W triggers that have work, each may have
+    // kMaxInFlight / (W + 1) requests in flight (at most kTriggerInFlight);
+    // and past kMaxInFlight - kHeadroom requests in all, a trigger gets only
+    // half its share. So endpoints that hang (whose requests free no slot
+    // until their timeout) fill their triggers' shares and never the node's
+    // cap, however their work came in: the next trigger still finds room.
+    const int share =
+        std::clamp(kMaxInFlight / (static_cast<int>(queues_.size()) + 1), 1, kTriggerInFlight);
+    auto may_start = [&](const Queue& q) {
+      const int active = static_cast<int>(active_.size());
+      return q.in_flight < share && active < kMaxInFlight &&
+             (q.in_flight < std::max(share / 2, 1) || active < kMaxInFlight - kHeadroom);
+    };
     for (auto it : order) {
       Queue& q = it->second;
       const auto target = targets.find(it->first);
@@ -292,8 +330,7 @@ class Delivery::Dispatcher {
         owner_.Wake();
         continue;
       }
-      while (!q.events.empty() && q.in_flight < kTriggerInFlight &&
-             static_cast<int>(active_.size()) < kMaxInFlight) {
+      while (!q.events.empty() && may_start(q)) {
         Send(std::move(q.events.front()), target->second);
         q.events.pop_front();
         ++q.in_flight;
@@ -322,6 +359,10 @@ class Delivery::Dispatcher {
     r->body = BuildCloudEvent(r->event.id, r->event.type, owner_.cfg_.node_id, r->event.ts_ms,
                               r->event.payload);
     r->response.clear();
+    r->response_cut = false;
+    r->dispatcher = this;
+    r->granted = 0;
+    r->paused = false;
     r->retry_after.clear();
     r->error[0] = '\0';
     r->started_ms = now_ms;
@@ -355,6 +396,12 @@ class Delivery::Dispatcher {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
+    // Over TLS, ALPN tells at the handshake whether a connection multiplexes:
+    // a request may wait for that rather than open a connection of its own.
+    // Over plain HTTP nothing tells before the first answer, so waiting
+    // would put every request behind the first one, however long that one
+    // hangs (SPEC §9: a slow endpoint gets its requests in parallel).
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, StartsWithNoCase(target.url, "https:") ? 1L : 0L);
     curl_multi_add_handle(multi_.get(), e);
     active_.emplace(e, std::move(r));
   }
@@ -369,7 +416,6 @@ class Delivery::Dispatcher {
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (!owner_.cfg_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, owner_.cfg_.ca_file.c_str());
     }
@@ -395,6 +441,7 @@ class Delivery::Dispatcher {
       if (it == active_.end()) continue;
       std::unique_ptr<Request> r = std::move(it->second);
       active_.erase(it);
+      GiveBackResponseMemory(*r);
       records.push_back(Judge(*r, rc));
       urgent = urgent || r->ordered;
       auto q = queues_.find(r->event.trigger);
@@ -403,8 +450,10 @@ class Delivery::Dispatcher {
       r->event.payload.shrink_to_fit();
       r->body.clear();
       r->body.shrink_to_fit();
+      if (r->response.capacity() > kResponseKeep) std::string().swap(r->response);
       spare_.push_back(std::move(r));
     }
+    ResumePaused();
     if (records.empty()) return 0;
     owner_.attempts_ += records.size();
     owner_.in_flight_ = static_cast<int>(active_.size());
@@ -435,72 +484,58 @@ class Delivery::Dispatcher {
     return records.size();
   }
 
+  void GiveBackResponseMemory(Request& r) {
+    response_granted_ -= std::min(response_granted_, r.granted);
+    r.granted = 0;
+    if (r.paused) {
+      // Ended while it waited (its timeout): no longer to resume.
+      paused_.erase(std::remove(paused_.begin(), paused_.end(), r.easy), paused_.end());
+      r.paused = false;
+    }
+  }
+
+  // Requests that wait for response memory try again once some is free.
+  void ResumePaused() {
+    constexpr size_t kGrant = kMaxResponseBody - kResponseKeep;
+    if (paused_.empty() || response_granted_ + kGrant > kResponseMemory) return;
+    std::vector<CURL*> waiting;
+    waiting.swap(paused_);
+    for (CURL* easy : waiting) {
+      auto it = active_.find(easy);
+      if (it == active_.end()) continue;
+      it->second->paused = false;
+      // May call OnBody at once, which may pause it again (into paused_).
+      curl_easy_pause(easy, CURLPAUSE_CONT);
+    }
+  }
+
   AttemptRecord Judge(Request& r, CURLcode rc) {
     long code = 0;
     curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &code);
     std::string transport;
+    // A body cut by OnBody ends the transfer with a write error: the
+    // response came all the same, as far as it was read.
+    const bool answered = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r.response_cut);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       transport = fmt::format("timed out after {} ms", r.timeout_ms);
-    } else if (rc != CURLE_OK) {
+    } else if (!answered) {
       transport = r.error[0] != '\0' ? r.error : curl_easy_strerror(rc);
     }
-    // A response cut short is no answer, whatever its status line said.
-    const Verdict v = JudgeResponse(rc == CURLE_OK ? code : 0, r.response, transport);
-    AttemptRecord rec;
-    rec.event_id = r.event.id;
-    rec.trigger = r.event.trigger;
-    rec.payload_bytes = r.event.payload.size();
-    rec.attempt = r.event.attempts + 1;
+    // A response cut short (by the network) is no answer, whatever its
+    // status line said.
+    AttemptResponse response;
+    response.status = answered ? code : 0;
+    response.body = r.response;
+    response.body_cut = r.response_cut;
+    response.transport_error = transport;
+    response.retry_after = r.retry_after;
+    AttemptRecord rec = JudgeAttempt(r.event, response, {r.retries, r.retry_interval_ms},
+                                     std::chrono::system_clock::now(),
+                                     std::uniform_real_distribution<double>(0, 1)(rng_));
+    rec.http_status = code;  // also of a response cut short: invocation_logs shows it
     rec.started_ms = r.started_ms;
     rec.duration_ms = static_cast<int>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - r.started).count());
-    rec.http_status = code;
-    rec.response_body = r.response.substr(0, kBodyKept);
-    rec.queued_depth = r.event.chain_depth + 1;
-    rec.due_ms = r.event.ts_ms;
-    if (v.outcome == Outcome::kSuccess) {
-      rec.status = EventStatus::kProcessed;
-      ResponseEvents asked = ParseResponseEvents(r.response);
-      if (!asked.events.empty() && rec.queued_depth > kMaxChainDepth) {
-        rec.remark = fmt::format(
-            "the response asked for {} event(s), refused: a chain of events queued by responses "
-            "may be {} deep at most",
-            asked.events.size(), kMaxChainDepth);
-      } else {
-        rec.queued = std::move(asked.events);
-        rec.remark = std::move(asked.refused);
-      }
-      return rec;
-    }
-    rec.error = v.reason;
-    std::optional<milliseconds> retry_after;
-    if (!r.retry_after.empty()) {
-      retry_after = ParseRetryAfter(r.retry_after, std::chrono::system_clock::now());
-    }
-    const auto delay = NextAttemptDelay(rec.attempt, r.retries, r.retry_interval_ms,
-                                        v.outcome == Outcome::kFailNow, retry_after,
-                                        std::uniform_real_distribution<double>(0, 1)(rng_));
-    if (delay) {
-      rec.status = EventStatus::kStaged;
-      rec.retry_in_ms = delay->count();
-      rec.remark =
-          fmt::format("{} (attempt {} of {}; next in {}{})", v.reason, rec.attempt, r.retries + 1,
-                      HumanDelay(*delay), retry_after ? ", as Retry-After asked" : "");
-    } else {
-      rec.status = EventStatus::kFailed;
-      rec.remark = v.outcome == Outcome::kFailNow
-                       ? v.reason
-                       : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason,
-                                     rec.attempt, r.retries + 1);
-      // Failed for good: a dlq_<trigger> event, for whoever listens to it.
-      if (rec.queued_depth <= kMaxChainDepth) {
-        ChainedEvent dlq;
-        dlq.type = "dlq_" + r.event.trigger;
-        dlq.payload =
-            DlqPayload(r.event.id, r.event.type, r.event.payload, r.event.ts_ms, r.event.trigger);
-        rec.queued.push_back(std::move(dlq));
-      }
-    }
     return rec;
   }
 
@@ -523,6 +558,8 @@ class Delivery::Dispatcher {
   std::string last_served_;
   std::unordered_map<CURL*, std::unique_ptr<Request>> active_;
   std::vector<std::unique_ptr<Request>> spare_;
+  size_t response_granted_ = 0;  // of kResponseMemory
+  std::vector<CURL*> paused_;    // requests waiting for a grant, oldest first
 };
 
 Delivery::Delivery(const Config& config) : cfg_(config) {
@@ -828,7 +865,7 @@ void Delivery::StoreSession(DeliveryStore& store) {
     try {
       if (!outcomes.empty()) {
         const std::vector<QueuedRow> queued = MatchQueued(outcomes);
-        store.Record(outcomes, queued);
+        store.Record(&outcomes, queued);
         now = Clock::now();
         // Due now, or the sweep sets their timer.
         if (!queued.empty()) next_sweep = next_walk = now;
@@ -1031,7 +1068,8 @@ std::vector<QueuedRow> Delivery::MatchQueued(const std::vector<AttemptRecord>& o
       matched.clear();
       custom_matcher_.MatchCustom(e.type, e.payload, &matched);
       for (const Trigger* t : matched) {
-        rows.push_back(QueuedRow{t->name, e.type, e.payload, e.delay_ms, e.at_ms, r.queued_depth});
+        rows.push_back(
+            QueuedRow{t->name, e.type, e.payload, e.delay_ms, e.at_ms, r.queued_depth, r.event_id});
       }
     }
   }
@@ -1045,6 +1083,8 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
   std::vector<int64_t> parked;   // to load, not claim
   std::vector<int> parked_room;  // of each room, what `parked` fills
   bool parked_left = false;
+  size_t bytes_room = 0;  // of payload, reserved in held_bytes_
+  bool one_over = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -1083,16 +1123,30 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
       GlobalMetrics().SetHeld(held_, parked_reserved_);
     }
     parked_left = parked_count_ > 0;
+    if (!room.empty()) {
+      // Bytes too, not only counts: a claim of 1,000 events of 8 MiB each
+      // would be 8 GB. What the claim may take (kClaimBytes at most, so
+      // capture keeps room meanwhile) is reserved until the payloads are
+      // in; one event over it only when nothing else is held (it goes all
+      // the same).
+      bytes_room =
+          std::min(kMaxHeldBytes > held_bytes_ ? kMaxHeldBytes - held_bytes_ : 0, kClaimBytes);
+      one_over = held_bytes_ == 0;
+      held_bytes_ += bytes_room;
+    }
   }
   if (room.empty()) {
     backlog_ = true;
     return;
   }
   std::vector<HeldEvent> events;
+  std::vector<HeldEvent> unfit;  // parked events past bytes_room: still parked
   size_t loaded = 0;
+  size_t bytes = 0;  // of the payloads taken
   try {
-    events = store.LoadParked(parked);
+    events = store.LoadParked(parked, bytes_room, one_over, &unfit);
     loaded = events.size();
+    for (const HeldEvent& e : events) bytes += e.payload.size();
     std::vector<ClaimRoom> claim;
     for (size_t i = 0; i < room.size(); ++i) {
       const ClaimRoom& r = room[i];
@@ -1100,8 +1154,10 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
         claim.push_back({r.trigger, r.room - parked_room[i], r.ordered, r.walk});
       }
     }
-    if (!claim.empty()) {
-      std::vector<HeldEvent> claimed = store.Claim(claim, done);
+    if (!claim.empty() && unfit.empty() && (bytes < bytes_room || (one_over && events.empty()))) {
+      std::vector<HeldEvent> claimed = store.Claim(
+          claim, done, bytes_room > bytes ? bytes_room - bytes : 0, one_over && events.empty());
+      for (const HeldEvent& e : claimed) bytes += e.payload.size();
       events.insert(events.end(), std::make_move_iterator(claimed.begin()),
                     std::make_move_iterator(claimed.end()));
     }
@@ -1111,17 +1167,26 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
     for (const ClaimRoom& r : room) {
       for (int i = 0; i < r.room; ++i) Unhold(r.trigger, 0);
     }
+    held_bytes_ -= std::min(held_bytes_, bytes_room);
     throw;
   }
   std::map<std::string, int> claimed;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    held_bytes_ -= std::min(held_bytes_, bytes_room);
+    // Back to the front of their triggers' parked queues, in their order.
+    for (auto it = unfit.rbegin(); it != unfit.rend(); ++it) {
+      parked_[it->trigger].push_front(it->id);
+      ++parked_count_;
+      parked_left = true;
+    }
     for (const HeldEvent& e : events) {
       ++claimed[e.trigger];
       held_bytes_ += e.payload.size();
       held_ids_.insert(e.id);
     }
-    backlog_ = parked_left;
+    // Bytes, not counts, may have cut this sweep short: sweep again as room opens.
+    backlog_ = parked_left || bytes >= bytes_room / 2;
     for (const ClaimRoom& r : room) {
       const int got = claimed.count(r.trigger) ? claimed[r.trigger] : 0;
       for (int i = got; i < r.room; ++i) Unhold(r.trigger, 0);

@@ -16,6 +16,7 @@
 #include <jwt/jwt.hpp>
 
 #include "walhook/json.h"
+#include "walhook/utf8.h"
 
 namespace walhook {
 
@@ -334,38 +335,59 @@ Status VerifyToken(std::string_view token, std::string_view project_key, int64_t
   return Status::Ok();
 }
 
-Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error) {
+Verdict JudgeResponse(long status, std::string_view body, std::string_view transport_error,
+                      bool body_cut, rapidjson::Document* doc) {
+  if (doc != nullptr) doc->SetNull();
   if (status == 0) {
-    return {Outcome::kRetry,
-            fmt::format("no response: {}",
-                        transport_error.empty() ? "unknown error" : transport_error)};
-  }
-  if (status == 410) return {Outcome::kFailNow, "HTTP 410 Gone: not retried"};
-  if (status >= 300 && status < 400) {
-    return {Outcome::kRetry, fmt::format("HTTP {}: redirects are not followed", status)};
-  }
-  if (status < 200 || status >= 300) return {Outcome::kRetry, fmt::format("HTTP {}", status)};
-  // Space Cloud's rule: a JSON body with an "error" that is present, not null
-  // and not "" fails a 2xx.
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return {Outcome::kSuccess, {}};
-  auto it = doc.FindMember("error");
-  if (it == doc.MemberEnd() || it->value.IsNull()) return {Outcome::kSuccess, {}};
-  if (it->value.IsString()) {
-    if (it->value.GetStringLength() == 0) return {Outcome::kSuccess, {}};
     return {
         Outcome::kRetry,
-        fmt::format(
-            "HTTP {} with error: {}", status,
-            std::string_view(it->value.GetString(), it->value.GetStringLength()).substr(0, 500))};
+        fmt::format("no response: {}", transport_error.empty() ? "unknown error" : transport_error),
+        {}};
   }
-  JsonBuffer buf;
-  JsonWriter w(buf);
-  it->value.Accept(w);
-  return {Outcome::kRetry,
-          fmt::format("HTTP {} with error: {}", status,
-                      std::string_view(buf.GetString(), buf.GetSize()).substr(0, 500))};
+  if (status == 410) return {Outcome::kFailNow, "HTTP 410 Gone: not retried", {}};
+  if (status >= 300 && status < 400) {
+    return {Outcome::kRetry, fmt::format("HTTP {}: redirects are not followed", status), {}};
+  }
+  if (status < 200 || status >= 300) return {Outcome::kRetry, fmt::format("HTTP {}", status), {}};
+  if (body_cut) {
+    return {Outcome::kSuccess,
+            {},
+            fmt::format("HTTP {}; the response body is over {} KiB and was not read (an \"error\" "
+                        "or events in it are not seen)",
+                        status, kMaxResponseBody >> 10)};
+  }
+  // Space Cloud's rule: a JSON body with an "error" that is present, not null
+  // and not "" fails a 2xx.
+  rapidjson::Document local;
+  rapidjson::Document& parsed = doc != nullptr ? *doc : local;
+  if (const Status st = ParseJson(body, &parsed); !st.ok()) {
+    // Not JSON at all (text, HTML): a plain success. JSON walhook will not
+    // read: a success it says it did not read.
+    if (st.message().rfind("not JSON", 0) == 0) return {Outcome::kSuccess, {}, {}};
+    return {Outcome::kSuccess,
+            {},
+            fmt::format("HTTP {}; the response body was not read: {} (an \"error\" or events in "
+                        "it are not seen)",
+                        status, st.message())};
+  }
+  if (!parsed.IsObject()) {
+    parsed.SetNull();
+    return {Outcome::kSuccess, {}, {}};
+  }
+  auto it = parsed.FindMember("error");
+  if (it == parsed.MemberEnd() || it->value.IsNull()) return {Outcome::kSuccess, {}, {}};
+  std::string text;
+  if (it->value.IsString()) {
+    if (it->value.GetStringLength() == 0) return {Outcome::kSuccess, {}, {}};
+    text.assign(it->value.GetString(), it->value.GetStringLength());
+  } else {
+    JsonBuffer buf;
+    JsonWriter w(buf);
+    it->value.Accept(w);  // nested at most kMaxJsonDepth: ParseJson checked
+    text.assign(buf.GetString(), buf.GetSize());
+  }
+  return {
+      Outcome::kRetry, fmt::format("HTTP {} with error: {}", status, Utf8Prefix(text, 500)), {}};
 }
 
 }  // namespace walhook

@@ -1,6 +1,7 @@
 #include "walhook/delivery_store.h"
 
 #include <map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -93,12 +94,20 @@ constexpr const char* kHeldColumns =
     "e.id, e.trigger_name, e.type, e.payload, (extract(epoch FROM e.ts) * 1000)::int8, "
     "e.attempts, e.chain_depth";
 
-// Rows of kHeldColumns.
-std::vector<HeldEvent> HeldEvents(const pqxx::result& rows) {
+// Rows of kHeldColumns; with an eighth column false, the row's event goes
+// to *unfit (id and trigger only) instead.
+std::vector<HeldEvent> HeldEvents(const pqxx::result& rows,
+                                  std::vector<HeldEvent>* unfit = nullptr) {
   std::vector<HeldEvent> out;
   out.reserve(rows.size());
   for (const auto& r : rows) {
     HeldEvent e;
+    if (unfit != nullptr && r.size() > 7 && !r[7].as<bool>()) {
+      e.id = r[0].as<int64_t>();
+      e.trigger = r[1].as<std::string>();
+      unfit->push_back(std::move(e));
+      continue;
+    }
     e.id = r[0].as<int64_t>();
     e.trigger = r[1].as<std::string>();
     e.type = r[2].as<std::string>();
@@ -222,10 +231,19 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       "     FOR UPDATE SKIP LOCKED) e "
       "  WHERE NOT t.ordered OR t.walk), "
       // Together the branches still take at most `room` of a trigger.
-      "k AS (SELECT id FROM (SELECT id, room, "
+      "x AS (SELECT id, name FROM (SELECT id, name, room, "
       "  row_number() OVER (PARTITION BY name ORDER BY branch, id) AS n "
       "  FROM (SELECT DISTINCT ON (id) * FROM c ORDER BY id, branch) d) x "
-      "  WHERE n <= room) "
+      "  WHERE n <= room), "
+      // And together at most $8 bytes of payload, taken from the triggers in
+      // turn (one over it only when $9: nothing else is held).
+      "k AS (SELECT id FROM (SELECT x.id, "
+      "  sum(octet_length(b.payload::text)) OVER (ORDER BY n, x.name, x.id) AS bytes, "
+      "  row_number() OVER (ORDER BY n, x.name, x.id) AS g "
+      "  FROM (SELECT x.*, row_number() OVER (PARTITION BY x.name ORDER BY x.id) AS n "
+      "        FROM x) x "
+      "  JOIN {0}.event_logs b ON b.id = x.id) y "
+      "  WHERE bytes <= $8 OR (g = 1 AND $9)) "
       "UPDATE {0}.event_logs e SET lease_owner = $3, lease_until = now() + interval '{2} s' "
       "  WHERE e.id = ANY(ARRAY(SELECT id FROM k)) "
       "RETURNING {5}",
@@ -235,15 +253,24 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
   // row is in exactly one: the read, or the renewal (which waits for a
   // claim of another node that took the row after its lease ran out, and
   // then skips it).
+  // Payloads in id order up to $3 bytes (one over it only when $4); the
+  // rest come back without theirs, to stay parked.
   conn_.prepare(
       "load_parked",
       fmt::format("WITH r AS (UPDATE {0}.event_logs e SET lease_until = now() + interval '{1} s' "
                   "  WHERE e.id = ANY($1::int8[]) AND e.lease_owner = $2 AND e.{3} "
-                  "    AND e.lease_until <= now() + interval '{2} s' RETURNING {4}) "
-                  "SELECT {4} FROM {0}.event_logs e WHERE e.id = ANY($1::int8[]) "
+                  "    AND e.lease_until <= now() + interval '{2} s' RETURNING e.id), "
+                  "a AS (SELECT e.id FROM {0}.event_logs e WHERE e.id = ANY($1::int8[]) "
                   "  AND e.lease_owner = $2 AND e.{3} AND e.lease_until > now() + interval '{2} s' "
-                  "UNION ALL SELECT * FROM r",
-                  s, kLease.count(), kLoadMargin.count(), kStagedById, kHeldColumns));
+                  "  UNION ALL SELECT id FROM r), "
+                  "f AS (SELECT id, (bytes <= $3 OR (g = 1 AND $4)) AS fits FROM (SELECT e.id, "
+                  "  sum(octet_length(e.payload::text)) OVER (ORDER BY e.id) AS bytes, "
+                  "  row_number() OVER (ORDER BY e.id) AS g "
+                  "  FROM a JOIN {0}.event_logs e ON e.id = a.id) y) "
+                  "SELECT e.id, e.trigger_name, e.type, CASE WHEN f.fits THEN e.payload END, "
+                  "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth, f.fits "
+                  "FROM f JOIN {0}.event_logs e ON e.id = f.id",
+                  s, kLease.count(), kLoadMargin.count(), kStagedById));
   // One index probe per trigger (event_logs_due), however long the backlog.
   // Keyed events are due when stored; their retries have timers in the node
   // that made the attempt, and the sweep (every second) finds the others.
@@ -269,7 +296,9 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "    next_at = CASE WHEN u.st = 'staged' THEN now() + u.delay * interval '1 ms' "
           "      ELSE e.next_at END, "
           "    lease_owner = NULL, lease_until = NULL "
-          "  FROM u WHERE e.id = u.id AND e.{1} RETURNING e.trigger_name, e.status), "
+          // Only where this node holds the lease (see Record).
+          "  FROM u WHERE e.id = u.id AND e.{1} AND e.lease_owner = $12 "
+          "  RETURNING e.id, e.trigger_name, e.status), "
           // Every updated event was staged.
           "cnt AS ("
           "  INSERT INTO {0}.event_counts SELECT trigger_name, "
@@ -298,7 +327,8 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "  SELECT n, ty, 'staged', p, greatest(now(), to_timestamp(a / 1000.0)) "
           "    + d * interval '1 ms', now(), c "
           "  FROM unnest($16::text[], $17::text[], $18::json[], $19::int8[], $20::int8[], "
-          "    $21::int[]) AS q(n, ty, p, d, a, c)) "
+          "    $21::int[], $22::int8[]) AS q(n, ty, p, d, a, c, o) "
+          "  WHERE q.o IN (SELECT id FROM upd)) "
           "SELECT 1",
           s, kStagedById));
 }
@@ -346,7 +376,8 @@ std::vector<Target> DeliveryStore::LoadTargets() {
 }
 
 std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
-                                            const std::vector<int64_t>& done) {
+                                            const std::vector<int64_t>& done, size_t max_bytes,
+                                            bool one_over) {
   std::string names = "{", rooms = "{", ordered = "{", walk = "{";
   for (const ClaimRoom& r : room) {
     AppendArrayElement(&names, r.trigger);
@@ -357,22 +388,100 @@ std::vector<HeldEvent> DeliveryStore::Claim(const std::vector<ClaimRoom>& room,
   for (std::string* s : {&names, &rooms, &ordered, &walk}) s->push_back('}');
   const std::string ids = IdArray(done);
   pqxx::nontransaction tx(conn_);
-  return HeldEvents(
-      tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids));
+  return HeldEvents(tx.exec_params(claim_sql_, names, rooms, node_id_, started_, ordered, walk, ids,
+                                   static_cast<int64_t>(max_bytes), one_over));
 }
 
-std::vector<HeldEvent> DeliveryStore::LoadParked(const std::vector<int64_t>& ids) {
+std::vector<HeldEvent> DeliveryStore::LoadParked(const std::vector<int64_t>& ids, size_t max_bytes,
+                                                 bool one_over, std::vector<HeldEvent>* unfit) {
   if (ids.empty()) return {};
   const std::string list = IdArray(ids);
   pqxx::nontransaction tx(conn_);
-  return HeldEvents(tx.exec_prepared("load_parked", list, node_id_));
+  return HeldEvents(
+      tx.exec_prepared("load_parked", list, node_id_, static_cast<int64_t>(max_bytes), one_over),
+      unfit);
 }
 
-void DeliveryStore::Record(const std::vector<AttemptRecord>& records,
+namespace {
+
+// An error a statement meets because of the values it was given, not the
+// state of the server: 22 data exception (a time out of range, text a
+// column cannot hold), 23 integrity constraint violation, 54 program limit
+// exceeded (nesting past the stack). The same values fail the same way again.
+bool IsDataError(const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state.rfind("54", 0) == 0;
+}
+
+// The first line of a server error, short enough for a remark.
+std::string FirstLine(const char* what) {
+  std::string_view text(what);
+  if (text.rfind("ERROR:", 0) == 0) text.remove_prefix(6);
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  text = text.substr(0, text.find('\n'));
+  return std::string(Utf8Prefix(text, 300));
+}
+
+}  // namespace
+
+void DeliveryStore::Record(std::vector<AttemptRecord>* records,
                            const std::vector<QueuedRow>& queued) {
-  if (records.empty()) return;
-  std::string qn = "{", qt = "{", qp = "{", qd = "{", qa = "{", qc = "{";
+  if (records->empty()) return;
+  try {
+    RecordBatch(*records, 0, records->size(), queued);
+  } catch (const pqxx::sql_error& e) {
+    if (!IsDataError(e)) throw;
+    RecordApart(records, 0, records->size(), queued, FirstLine(e.what()));
+  }
+}
+
+void DeliveryStore::RecordApart(std::vector<AttemptRecord>* records, size_t begin, size_t end,
+                                const std::vector<QueuedRow>& queued, const std::string& why) {
+  if (end - begin > 1) {
+    // In halves, down to the outcome that fails: the others are written.
+    const size_t mid = begin + (end - begin) / 2;
+    for (const auto& [b, e] : {std::pair{begin, mid}, std::pair{mid, end}}) {
+      try {
+        RecordBatch(*records, b, e, queued);
+      } catch (const pqxx::sql_error& error) {
+        if (!IsDataError(error)) throw;
+        RecordApart(records, b, e, queued, FirstLine(error.what()));
+      }
+    }
+    return;
+  }
+  AttemptRecord& r = (*records)[begin];
+  AttemptRecord failed = r;
+  failed.status = EventStatus::kFailed;
+  failed.retry_in_ms = 0;
+  failed.queued.clear();
+  failed.remark = fmt::format(
+      "failed: its outcome ({}{}{}) could not be stored: {}", StatusName(r.status),
+      r.http_status != 0 ? fmt::format(", HTTP {}", r.http_status) : "",
+      r.queued.empty() ? "" : fmt::format(", queuing {} event(s)", r.queued.size()), why);
+  try {
+    RecordBatch({failed}, 0, 1, {});
+    r = std::move(failed);
+    return;
+  } catch (const pqxx::sql_error& e) {
+    if (!IsDataError(e)) throw;
+    // Not even that: said, and the lease given back (another attempt may
+    // fare better, e.g. once the trigger's url is fixed).
+    LogError(
+        "delivery: the outcome of event {} (trigger \"{}\") cannot be stored: {}; its lease "
+        "is released",
+        r.event_id, StorableText(r.trigger), FirstLine(e.what()));
+  }
+  Release({r.event_id});
+}
+
+void DeliveryStore::RecordBatch(const std::vector<AttemptRecord>& all, size_t begin, size_t end,
+                                const std::vector<QueuedRow>& queued) {
+  std::unordered_set<int64_t> origins;
+  for (size_t i = begin; i < end; ++i) origins.insert(all[i].event_id);
+  std::string qn = "{", qt = "{", qp = "{", qd = "{", qa = "{", qc = "{", qo = "{";
   for (const QueuedRow& q : queued) {
+    if (origins.count(q.origin) == 0) continue;
     AppendArrayElement(&qn, q.trigger);
     AppendArrayElement(&qt, q.type);
     AppendArrayElement(&qp, q.payload);
@@ -383,13 +492,15 @@ void DeliveryStore::Record(const std::vector<AttemptRecord>& records,
       qa += qa.size() > 1 ? ",NULL" : "NULL";
     }
     AppendNumber(&qc, q.chain_depth);
+    AppendNumber(&qo, q.origin);
   }
-  for (std::string* s : {&qn, &qt, &qp, &qd, &qa, &qc}) s->push_back('}');
+  for (std::string* s : {&qn, &qt, &qp, &qd, &qa, &qc, &qo}) s->push_back('}');
   std::string ids = "{", triggers = "{", statuses = "{", attempts = "{", delays = "{",
               remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{", durations = "{";
   // Per trigger, the newest outcome of this batch decides the health row.
   std::map<std::string, std::pair<bool, std::string>> health;
-  for (const AttemptRecord& r : records) {
+  for (size_t i = begin; i < end; ++i) {
+    const AttemptRecord& r = all[i];
     AppendNumber(&ids, r.event_id);
     AppendArrayElement(&triggers, r.trigger);
     AppendArrayElement(&statuses, StatusName(r.status));
@@ -420,7 +531,7 @@ void DeliveryStore::Record(const std::vector<AttemptRecord>& records,
   }
   pqxx::nontransaction tx(conn_);
   tx.exec_prepared("record", ids, triggers, statuses, attempts, delays, remarks, starts, codes,
-                   bodies, errors, durations, node_id_, hn, hok, herr, qn, qt, qp, qd, qa, qc);
+                   bodies, errors, durations, node_id_, hn, hok, herr, qn, qt, qp, qd, qa, qc, qo);
 }
 
 void DeliveryStore::Renew(const std::vector<int64_t>& ids) {

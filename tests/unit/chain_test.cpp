@@ -63,6 +63,45 @@ TEST_CASE("ParseResponseEvents: nothing asked, or refused entries") {
         std::string::npos);
 }
 
+TEST_CASE("ParseResponseEvents: a body read with a bounded depth and UTF-8 checked (SPEC §9)") {
+  // Invalid UTF-8 in a chained event's payload: nothing queued, said why.
+  const ResponseEvents bad =
+      ParseResponseEvents("{\"event\":{\"type\":\"X\",\"payload\":{\"a\":\"\xff\"}}}");
+  CHECK(bad.events.empty());
+  CHECK(bad.refused.find("invalid UTF-8") != std::string::npos);
+  // An escaped lone surrogate is no better: not JSON (RFC 8259 text
+  // cannot spell it), so nothing is asked.
+  CHECK(ParseResponseEvents(R"({"event":{"type":"X","payload":{"a":"\ud800"}}})").events.empty());
+  // Nested past the bound: refused without recursing.
+  const std::string deep = R"({"event":{"type":"X","payload":)" + std::string(200000, '[') +
+                           std::string(200000, ']') + "}}";
+  const ResponseEvents nested = ParseResponseEvents(deep);
+  CHECK(nested.events.empty());
+  CHECK(nested.refused.find("nested deeper") != std::string::npos);
+  // A payload as deep as allowed is kept as written.
+  const std::string ok_deep = std::string(500, '[') + std::string(500, ']');
+  const ResponseEvents kept =
+      ParseResponseEvents(R"({"event":{"type":"X","payload":)" + ok_deep + "}}");
+  REQUIRE(kept.events.size() == 1);
+  CHECK(kept.events[0].payload == ok_deep);
+  // Valid UTF-8 passes untouched.
+  const ResponseEvents accents =
+      ParseResponseEvents("{\"event\":{\"type\":\"X\",\"payload\":{\"a\":\"caf\xc3\xa9\"}}}");
+  REQUIRE(accents.events.size() == 1);
+  CHECK(accents.events[0].payload == "{\"a\":\"caf\xc3\xa9\"}");
+  // Parsed once by JudgeResponse's caller: the same answer.
+  rapidjson::Document doc;
+  REQUIRE(ParseJson(R"({"events":[{"type":"A"},{"type":"DB_X"}]})", &doc).ok());
+  const ResponseEvents of = ResponseEventsOf(doc, R"({"events":[{"type":"A"},{"type":"DB_X"}]})");
+  CHECK(of.events.size() == 1);
+  CHECK(of.refused.find("response event 2 refused") != std::string::npos);
+}
+
+TEST_CASE("DlqPayload: a stored payload deeper than responses may be is still embedded") {
+  const std::string deep = std::string(5000, '[') + std::string(5000, ']');
+  CHECK(DlqPayload(1, "X", deep, 0, "t").find(deep) != std::string::npos);
+}
+
 TEST_CASE("DlqPayload") {
   CHECK(DlqPayload(42, "DB_INSERT", R"({"doc": {"n": 12.50}})", 1764324000250, "welcome") ==
         R"({"event_id":"42","event_type":"DB_INSERT","event_payload":{"doc": {"n": 12.50}},)"

@@ -42,6 +42,52 @@ TEST_CASE("retry: Retry-After in seconds or as an HTTP date") {
   }
 }
 
+TEST_CASE("retry: Retry-After in each of HTTP's three date forms (RFC 9110 §5.6.7)") {
+  // Sun, 06 Nov 1994 08:49:37 GMT = 784111777
+  const auto now = std::chrono::system_clock::time_point(seconds(784111777 - 90));
+  CHECK(ParseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now) == milliseconds(90000));
+  CHECK(ParseRetryAfter("Sunday, 06-Nov-94 08:49:37 GMT", now) == milliseconds(90000));
+  CHECK(ParseRetryAfter("Sun Nov  6 08:49:37 1994", now) == milliseconds(90000));
+  CHECK(ParseRetryAfter("Sun Nov 16 08:49:37 1994", now) == kMaxRetryDelay);
+  CHECK(ParseRetryAfter("  Sun Nov  6 08:49:37 1994 ", now) == milliseconds(90000));
+  // In the past: at once.
+  CHECK(ParseRetryAfter("Saturday, 05-Nov-94 08:49:37 GMT", now) == milliseconds(0));
+  CHECK(ParseRetryAfter("Thu, 01 Jan 1970 00:00:00 GMT", now) == milliseconds(0));
+  // A two-digit year more than 50 years ahead is the past century's.
+  const auto in_2026 = std::chrono::system_clock::time_point(seconds(1795000000));
+  CHECK(ParseRetryAfter("Friday, 01-Jan-99 00:00:00 GMT", in_2026) == milliseconds(0));
+  CHECK(ParseRetryAfter("Friday, 01-Jan-27 00:00:00 GMT", in_2026) == kMaxRetryDelay);
+  // A leap day only in a leap year.
+  CHECK(ParseRetryAfter("Thu, 29 Feb 2024 00:00:00 GMT", in_2026) == milliseconds(0));
+  for (const char* bad : {"Sun, 06 Nov 1994 08:49:37 UTC",
+                          "Sun,  6 Nov 1994 08:49:37 GMT",
+                          "Sun, 06 Nov 1994 8:49:37 GMT",
+                          "Sun, 06 Nov 1994 24:00:00 GMT",
+                          "Sun, 06 Nov 1994 08:60:00 GMT",
+                          "Sun, 31 Nov 1994 08:49:37 GMT",
+                          "Wed, 29 Feb 2023 00:00:00 GMT",
+                          "Xyz, 06 Nov 1994 08:49:37 GMT",
+                          "Sun, -6 Nov 1994 08:49:37 GMT",
+                          "Sunday, 06-Nov-1994 08:49:37 GMT",
+                          "Sunday, 06-Nov-94 08:49:37",
+                          "Someday, 06-Nov-94 08:49:37 GMT",
+                          "Sunday 06-Nov-94 08:49:37 GMT",
+                          "Sun Nov 6 08:49:37 1994",
+                          "Sun Nov  6 08:49:37 94",
+                          "Sun Foo  6 08:49:37 1994",
+                          "Sun Nov  0 08:49:37 1994",
+                          "Sun Nov  6 08:49:37 1994 GMT",
+                          "\xff\xfe",
+                          "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y",
+                          "1e3",
+                          "+5",
+                          "0x10",
+                          "Sun, 06 Nov +994 08:49:37 GMT"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseRetryAfter(bad, now).has_value());
+  }
+}
+
 TEST_CASE("retry: attempts stop after retries + 1, or at once for 410; Retry-After wins") {
   // retries = 2: attempts 1 and 2 are followed by another, attempt 3 is the last.
   CHECK(NextAttemptDelay(1, 2, 1000, false, std::nullopt, 0.5) == milliseconds(1000));

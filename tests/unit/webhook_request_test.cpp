@@ -1,4 +1,5 @@
 #include "walhook/webhook_request.h"
+#include "walhook/utf8.h"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
@@ -108,6 +109,49 @@ TEST_CASE("webhook: the verdict on a response (Space Cloud's rules)") {
   const Verdict none = JudgeResponse(0, "", "Connection refused");
   CHECK(none.outcome == Outcome::kRetry);
   CHECK(none.reason.find("Connection refused") != std::string::npos);
+}
+
+TEST_CASE("webhook: a response body is judged whole, up to 1 MiB, and read safely (SPEC §9)") {
+  // An "error" past the first 64 KiB is honoured (it used to be cut off).
+  const std::string big = R"({"pad": ")" + std::string(200 << 10, 'x') + R"(", "error": "late"})";
+  const Verdict late = JudgeResponse(200, big, "");
+  CHECK(late.outcome == Outcome::kRetry);
+  CHECK(late.reason.find("late") != std::string::npos);
+  // Near the limit too.
+  const std::string near =
+      R"({"pad": ")" + std::string(kMaxResponseBody - 64, 'x') + R"(", "error": "e"})";
+  REQUIRE(near.size() <= kMaxResponseBody);
+  CHECK(JudgeResponse(200, near, "").outcome == Outcome::kRetry);
+  // A body that went on past 1 MiB: a success (the webhook took the event)
+  // that says it was not read.
+  const Verdict cut = JudgeResponse(200, near, "", /*body_cut=*/true);
+  CHECK(cut.outcome == Outcome::kSuccess);
+  CHECK(cut.unread.find("over 1024 KiB") != std::string::npos);
+  CHECK(JudgeResponse(500, near, "", true).outcome == Outcome::kRetry);
+  // Invalid UTF-8 and nesting too deep: read no further, said.
+  const Verdict utf8 = JudgeResponse(200, "{\"error\": \"\xff\"}", "");
+  CHECK(utf8.outcome == Outcome::kSuccess);
+  CHECK(utf8.unread.find("invalid UTF-8") != std::string::npos);
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const Verdict nested = JudgeResponse(200, deep, "");
+  CHECK(nested.outcome == Outcome::kSuccess);
+  CHECK(nested.unread.find("nested deeper") != std::string::npos);
+  // Text that is not JSON at all: a plain success, nothing to say.
+  CHECK(JudgeResponse(200, "caf\xe9 ok", "").unread.empty());
+  CHECK(JudgeResponse(200, "<html>ok</html>", "").unread.empty());
+  // The error text is cut on a character boundary.
+  std::string long_error = R"({"error": ")";
+  for (int i = 0; i < 400; ++i) long_error += "\xc3\xa9";  // é
+  long_error += R"("})";
+  const Verdict e = JudgeResponse(200, long_error, "");
+  CHECK(e.outcome == Outcome::kRetry);
+  CHECK(IsValidUtf8(e.reason));
+  // The parsed body is handed back for the events it asks for.
+  rapidjson::Document doc;
+  JudgeResponse(200, R"({"event": {"type": "A"}})", "", false, &doc);
+  CHECK(doc.IsObject());
+  JudgeResponse(200, "\xff", "", false, &doc);
+  CHECK(doc.IsNull());
 }
 
 }  // namespace
