@@ -464,25 +464,59 @@ static void ThrowIfLost(const SlotState& state, const std::string& slot) {
   throw FatalError(kExitSetup,
                    fmt::format("replication slot \"{}\" was invalidated by Postgres "
                                "(wal_status = lost): events since LSN {} were lost. walhook "
-                               "will not recreate it silently: run `walhook drop`, then "
-                               "`walhook run` to start from now (and re-sync what changed)",
+                               "will not recreate it silently: run `walhook init --accept-gap` "
+                               "to start a new source epoch from now (and re-sync what changed)",
                                slot, state.confirmed_flush));
 }
 
-// Prepares the slot; throws FatalError for setups the user must fix.
-static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
+// Checks the source against what the eventing schema recorded of it (SPEC
+// §13), prepares the slot and sets `store`'s epoch; throws FatalError for
+// setups the user must fix. Returns the slot and the epoch.
+static std::pair<SlotState, int64_t> PrepareSource(EventStore& store, SourceCatalog& catalog,
+                                                   const Config& config) {
+  const std::string& slot = config.slot;
   catalog.CheckSetup();
+  const SourceId current = ReplicationStream(config.source, slot).IdentifySystem();
   // One node at a time: a slot being created shows in pg_replication_slots
   // before its plugin is set. An exception leaves the lock to the
   // connection, which the caller's catalog closes.
   catalog.LockSlotSetup(slot, true);
   SlotState state = catalog.Slot(slot);
-  ThrowIfLost(state, slot);
+  if (!config.accept_gap) ThrowIfLost(state, slot);
   if (state.exists && state.plugin != "wal2json") {
     throw FatalError(kExitSetup,
                      fmt::format("replication slot \"{}\" uses the plugin \"{}\", not wal2json: "
                                  "choose another --slot, or drop that slot",
                                  slot, state.plugin));
+  }
+  SourceFacts facts;
+  facts.slot = slot;
+  facts.current = current;
+  facts.recorded = store.LoadSource(slot);
+  facts.slot_exists = state.exists;
+  facts.slot_lost = state.wal_status == "lost";
+  if (const auto last = store.LastEpoch()) {
+    facts.max_event_epoch = last->first;
+    if (!facts.recorded || facts.recorded->epoch == last->first) facts.last_captured = last->second;
+  }
+  facts.accept_gap = config.accept_gap;
+  const SourceDecision decision = DecideSource(facts);
+  switch (decision.action) {
+    case SourceDecision::Action::kRefuse: throw FatalError(kExitSetup, decision.message);
+    case SourceDecision::Action::kGoOn:
+      if (!decision.message.empty()) LogInfo("slot \"{}\": {}", slot, decision.message);
+      break;
+    case SourceDecision::Action::kRecord: store.SaveSource(slot, current, decision.epoch); break;
+    case SourceDecision::Action::kNewEpoch:
+      // A slot left from before the gap would replay what the old epoch
+      // captured: the new epoch starts from now, with a new slot.
+      if (state.exists) {
+        catalog.DropSlot(slot);
+        state = SlotState{};
+      }
+      store.SaveSource(slot, current, decision.epoch);
+      LogWarn("{}", decision.message);
+      break;
   }
   if (!state.exists) {
     catalog.CreateSlot(slot);
@@ -490,7 +524,8 @@ static SlotState PrepareSlot(SourceCatalog& catalog, const std::string& slot) {
     state = catalog.Slot(slot);
   }
   catalog.LockSlotSetup(slot, false);
-  return state;
+  store.SetEpoch(decision.epoch);
+  return {state, decision.epoch};
 }
 
 // queue_event writes to the source's WAL, so it lives in the source database.
@@ -518,7 +553,7 @@ void Bridge::Init() {
       EventStore store(config_.eventing_db, config_.schema, config_.node_id);
       store.Migrate();
       SourceCatalog catalog(config_.source);
-      PrepareSlot(catalog, config_.slot);
+      PrepareSource(store, catalog, config_);
       InstallQueueEvent(config_, catalog);
       return;
     } catch (const pqxx::broken_connection& e) {
@@ -536,7 +571,7 @@ void Bridge::Session(Delivery& delivery) {
   store.Migrate();
   store.Listen();
   SourceCatalog catalog(config_.source);
-  SlotState slot = PrepareSlot(catalog, config_.slot);
+  auto [slot, epoch] = PrepareSource(store, catalog, config_);
   InstallQueueEvent(config_, catalog);
 
   bool said_standby = false;
@@ -559,6 +594,7 @@ void Bridge::Session(Delivery& delivery) {
   for (int i = 0; i < kWriters; ++i) {
     writer_stores.push_back(
         std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
+    writer_stores.back()->SetEpoch(epoch);
   }
   BatchWriter writer(std::move(writer_stores), store.LastStoredLsn(), &delivery);
   // A standby waited: the streaming node moved the slot meanwhile, or

@@ -104,6 +104,12 @@ const std::vector<FlagSpec>& Specs() {
        "DURATION",
        "idle time before a heartbeat lets the slot advance (default 10s)"},
       {"schema-too", false, true, {"drop"}, "", "drop the schema too"},
+      {"accept-gap",
+       false,
+       true,
+       {"init"},
+       "",
+       "start a new source epoch from now after the source changed (see docs/operations.md)"},
       {"fail-rate", false, false, {"sink"}, "F", "answer this share (0-1) with --status"},
       {"status", false, false, {"sink"}, "CODE", "the failing answer's status (default 500)"},
       {"delay-ms", false, false, {"sink"}, "N", "wait this long before each answer"},
@@ -413,6 +419,7 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
         "--schema: \"{}\" is not a plain identifier (lower case letters, digits, _)", cfg.schema));
   }
   cfg.schema_too = get("schema-too").value_or("false") == "true";
+  cfg.accept_gap = get("accept-gap").value_or("false") == "true";
   if (cfg.command != "run") return cfg;
 
   if (Status st = read_secret(true); !st.ok()) return st;

@@ -33,6 +33,7 @@ struct Config {
   LogFormat log_format = LogFormat::kText;
   std::chrono::milliseconds heartbeat_interval{10000};
   bool schema_too = false;    // drop --schema-too
+  bool accept_gap = false;    // init --accept-gap
   double sink_fail_rate = 0;  // sink: share of requests answered with sink_status
   int sink_status = 500;
   std::chrono::milliseconds sink_delay{0};

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "walhook/lsn.h"
+#include "walhook/source_identity.h"
 #include "walhook/wire.h"
 
 namespace walhook {
@@ -29,6 +30,10 @@ class ReplicationStream {
   // so values print as SPEC §4 says. Throws SessionError (or FatalError for a
   // setup error the user must fix).
   ReplicationStream(const std::string& conninfo, std::string slot);
+
+  // IDENTIFY_SYSTEM: the server's system identifier and current timeline.
+  // Throws SessionError.
+  SourceId IdentifySystem();
 
   // START_REPLICATION SLOT … LOGICAL 0/0 with wal2json format-version 2.
   // `options` are extra ("name", "value") plugin options.

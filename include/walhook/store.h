@@ -16,6 +16,7 @@
 
 #include "walhook/event_batch.h"
 #include "walhook/lsn.h"
+#include "walhook/source_identity.h"
 #include "walhook/trigger.h"
 
 namespace walhook {
@@ -75,9 +76,20 @@ class EventStore {
   size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
                 const std::function<void()>& before_commit);
   static constexpr size_t kCopyMin = 64;
-  // The highest source_lsn stored (0/0 when none): batches wholly past it
-  // cannot hold a stored event.
+  // The highest source_lsn stored in this connection's epoch (0/0 when
+  // none): batches wholly past it cannot hold a stored event.
   Lsn LastStoredLsn();
+
+  // The source epoch this connection stores WAL events in (SPEC §13): part
+  // of their unique key. REQUIRES: called before Insert.
+  void SetEpoch(int64_t epoch);
+  // What source_identity recorded for `slot`.
+  std::optional<RecordedSource> LoadSource(const std::string& slot);
+  // The highest epoch of any WAL event stored, with that epoch's highest LSN.
+  std::optional<std::pair<int64_t, Lsn>> LastEpoch();
+  // Records `slot`'s source and epoch (its confirmed LSN forgotten when the
+  // epoch changes).
+  void SaveSource(const std::string& slot, const SourceId& id, int64_t epoch);
 
   void Report(const NodeReport& report);
   void Forget();  // removes this node's status row (clean exit)
@@ -91,6 +103,7 @@ class EventStore {
   size_t Copy(const EventBatch& batch, std::vector<StoredEvent>* owned,
               const std::function<void()>& before_commit);
 
+  int64_t epoch_ = 0;
   pqxx::connection conn_;
   std::string schema_;
   std::string node_id_;

@@ -1,6 +1,7 @@
 #include "walhook/replication_stream.h"
 
 #include <poll.h>
+#include <cstdlib>
 
 #include <chrono>
 
@@ -89,6 +90,18 @@ void ReplicationStream::OnNotice(void* arg, const char* message) {
     LogWarn("slot \"{}\": {}", self->slot_, Trimmed(message));
   }
   self->suppressed_notices_ = 0;
+}
+
+SourceId ReplicationStream::IdentifySystem() {
+  ResultPtr res(PQexec(conn_.get(), "IDENTIFY_SYSTEM"), &PQclear);
+  if (PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1 ||
+      PQnfields(res.get()) < 2) {
+    ThrowServerError("IDENTIFY_SYSTEM failed", Trimmed(PQerrorMessage(conn_.get())), slot_);
+  }
+  SourceId id;
+  id.system_identifier = PQgetvalue(res.get(), 0, 0);
+  id.timeline = std::strtoll(PQgetvalue(res.get(), 0, 1), nullptr, 10);
+  return id;
 }
 
 void ReplicationStream::Start(const std::vector<std::pair<std::string, std::string>>& options) {

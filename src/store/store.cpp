@@ -95,9 +95,10 @@ EventStore::EventStore(const std::string& conninfo, std::string schema, std::str
       " RETURNING id, lease_owner IS NOT NULL, source_lsn::text, source_seq, trigger_name, "
       "(extract(epoch FROM ts) * 1000)::int8";
   conn_.prepare("insert_events", insert + returning);
-  conn_.prepare(
-      "insert_events_replay",
-      insert + " ON CONFLICT (source_lsn, source_seq, trigger_name) DO NOTHING" + returning);
+  conn_.prepare("insert_events_replay",
+                insert +
+                    " ON CONFLICT (source_epoch, source_lsn, source_seq, trigger_name) DO NOTHING" +
+                    returning);
   // For a COPY: the lease of owned events (the database's clock, as the
   // INSERT's now()) and the batch's ids, from the sequence as a bigserial's.
   conn_.prepare(
@@ -266,7 +267,8 @@ void EventStore::UpsertTriggerHealth(pqxx::work& tx, const std::vector<TriggerHe
 
 Lsn EventStore::LastStoredLsn() {
   pqxx::read_transaction tx(conn_);
-  const auto r = tx.exec1(fmt::format("SELECT max(source_lsn)::text FROM {}.event_logs", Quoted()));
+  const auto r = tx.exec1(fmt::format(
+      "SELECT max(source_lsn)::text FROM {}.event_logs WHERE source_epoch = {}", Quoted(), epoch_));
   if (r[0].is_null()) return Lsn();
   return Lsn::Parse(r[0].as<std::string>()).value_or(Lsn(~uint64_t{0}));
 }
@@ -361,8 +363,62 @@ size_t EventStore::Copy(const EventBatch& batch, std::vector<StoredEvent>* owned
   return batch.size();
 }
 
+void EventStore::SetEpoch(int64_t epoch) {
+  epoch_ = epoch;
+  conn_.set_variable("walhook.epoch", std::to_string(epoch));
+}
+
+std::optional<RecordedSource> EventStore::LoadSource(const std::string& slot) {
+  pqxx::read_transaction tx(conn_);
+  const auto r =
+      tx.exec_params(fmt::format("SELECT system_identifier, timeline, epoch, confirmed_lsn::text "
+                                 "FROM {}.source_identity WHERE slot_name = $1",
+                                 Quoted()),
+                     slot);
+  if (r.empty()) return std::nullopt;
+  RecordedSource out;
+  out.id.system_identifier = r[0][0].as<std::string>();
+  out.id.timeline = r[0][1].as<int64_t>();
+  out.epoch = r[0][2].as<int64_t>();
+  if (!r[0][3].is_null()) out.confirmed = Lsn::Parse(r[0][3].as<std::string>()).value_or(Lsn());
+  return out;
+}
+
+std::optional<std::pair<int64_t, Lsn>> EventStore::LastEpoch() {
+  pqxx::read_transaction tx(conn_);
+  // Down the unique index (source_epoch, source_lsn, …) from its end.
+  const auto r = tx.exec(fmt::format(
+      "SELECT source_epoch, source_lsn::text FROM {}.event_logs WHERE source_lsn IS NOT NULL "
+      "ORDER BY source_epoch DESC, source_lsn DESC LIMIT 1",
+      Quoted()));
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(r[0][0].as<int64_t>(),
+                        Lsn::Parse(r[0][1].as<std::string>()).value_or(Lsn()));
+}
+
+void EventStore::SaveSource(const std::string& slot, const SourceId& id, int64_t epoch) {
+  pqxx::work tx(conn_);
+  tx.exec_params(
+      fmt::format("INSERT INTO {0}.source_identity AS s (slot_name, system_identifier, timeline, "
+                  "epoch) VALUES ($1, $2, $3, $4) ON CONFLICT (slot_name) DO UPDATE SET "
+                  "system_identifier = excluded.system_identifier, timeline = excluded.timeline, "
+                  "confirmed_lsn = CASE WHEN s.epoch = excluded.epoch THEN s.confirmed_lsn END, "
+                  "epoch = excluded.epoch, recorded_at = now(), updated_at = now()",
+                  Quoted()),
+      slot, id.system_identifier, id.timeline, epoch);
+  tx.commit();
+}
+
 void EventStore::Report(const NodeReport& r) {
   pqxx::work tx(conn_);
+  if (r.role == "streaming" && r.confirmed.valid()) {
+    // What walhook confirmed, for the message when the source changes.
+    tx.exec_params(fmt::format("UPDATE {}.source_identity SET confirmed_lsn = $2::pg_lsn, "
+                               "updated_at = now() WHERE slot_name = $1 AND epoch = $3 "
+                               "AND confirmed_lsn IS DISTINCT FROM $2::pg_lsn",
+                               Quoted()),
+                   r.slot, r.confirmed.ToString(), epoch_);
+  }
   tx.exec_params(
       fmt::format("INSERT INTO {}.nodes (node_id, role, slot_name, confirmed_lsn, lag_bytes, "
                   "events_per_s, updated_at) VALUES ($1, $2, $3, $4::pg_lsn, $5, $6, now()) "
