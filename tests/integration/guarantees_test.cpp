@@ -275,7 +275,7 @@ TEST_CASE("guarantee: a standby that finds the slot invalidated exits 1 naming t
   const std::string out = second->Output();
   INFO(out);
   CHECK(out.find("events since LSN " + confirmed + " were lost") != std::string::npos);
-  CHECK(out.find("walhook drop") != std::string::npos);
+  CHECK(out.find("walhook init --accept-gap") != std::string::npos);
   CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") == "lost");
 }
 
@@ -824,13 +824,15 @@ TEST_CASE("setup: errors a user can make get one line and the right exit code") 
             "lost");
     CHECK(RunToExit(RunArgs(db, "late"), &out) == 1);
     CHECK(out.find("lost") != std::string::npos);
-    CHECK(out.find("walhook drop") != std::string::npos);
+    CHECK(out.find("walhook init --accept-gap") != std::string::npos);
     CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") ==
           "lost");
-    // The way back: drop, then run again.
-    CHECK(RunToExit({WalhookBinary(), "drop", "--source", db}, &out) == 0);
-    CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots") == 0);
-    Init(db);
+    // init alone does not recreate it either.
+    CHECK(RunToExit({WalhookBinary(), "init", "--source", db}, &out) == 1);
+    // The way back: a new source epoch, with a new slot.
+    CHECK(RunToExit({WalhookBinary(), "init", "--source", db, "--accept-gap"}, &out) == 0);
+    CHECK(QL(db, "SELECT count(*) FROM pg_replication_slots") == 1);
+    CHECK(QL(db, "SELECT epoch FROM eventing.source_identity") == 1);
     CHECK(Q(db, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'walhook'") !=
           "lost");
   }
