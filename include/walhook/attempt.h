@@ -41,9 +41,12 @@ struct AttemptRecord {
   int duration_ms = 0;
   long http_status = 0;       // 0: no response
   std::string response_body;  // first 4 KiB
-  std::string error;          // empty when none
-  size_t payload_bytes = 0;   // not stored: what the event held in memory
-  int64_t due_ms = 0;         // not stored: the event's ts (for latency)
+  // A success's "response" member (JSON text, what a synchronous queue call
+  // answers with), when response_body does not hold the whole body; else empty.
+  std::string response_result;
+  std::string error;         // empty when none
+  size_t payload_bytes = 0;  // not stored: what the event held in memory
+  int64_t due_ms = 0;        // not stored: the event's ts (for latency)
   // Custom events this attempt queues (its response's, or the dlq_ event of
   // a failed event), at chain depth `queued_depth`.
   std::vector<ChainedEvent> queued;

@@ -303,6 +303,11 @@ struct HttpApi::Impl {
   static std::optional<HttpResponse> Outcome(int64_t id, const pqxx::row& r) {
     const std::string status = r[1].as<std::string>();
     if (status == "processed") {
+      // A body over 4 KiB left its "response" whole in response_result.
+      if (!r[4].is_null()) {
+        return HttpResponse{200, fmt::format(R"({{"result":{}}})", r[4].as<std::string>()),
+                            "application/json"};
+      }
       const std::string body = r[3].is_null() ? "" : r[3].as<std::string>();
       const auto result = RawJsonMember(body, "response");
       return HttpResponse{200, fmt::format(R"({{"result":{}}})", result ? *result : "null"),
@@ -350,9 +355,11 @@ struct HttpApi::Impl {
         if (c == nullptr) c = std::make_unique<pqxx::connection>(cfg.eventing_db);
         pqxx::nontransaction tx(*c);
         const auto rows = tx.exec_params(
-            fmt::format("SELECT e.id, e.status, e.remark, (SELECT i.response_body FROM "
-                        "{0}.invocation_logs i WHERE i.event_id = e.id ORDER BY i.id DESC "
-                        "LIMIT 1) FROM {0}.event_logs e WHERE e.id = ANY($1::int8[])",
+            fmt::format("SELECT e.id, e.status, e.remark, i.response_body, "
+                        "i.response_result::text FROM {0}.event_logs e LEFT JOIN LATERAL ("
+                        "SELECT response_body, response_result FROM {0}.invocation_logs i "
+                        "WHERE i.event_id = e.id ORDER BY i.id DESC LIMIT 1) i ON true "
+                        "WHERE e.id = ANY($1::int8[])",
                         Schema(*c)),
             ids);
         for (const auto& r : rows) {

@@ -165,8 +165,9 @@ struct HttpServer::Impl {
       const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN, or out of descriptors: try again on the next event
       if (conns.size() >= options.max_connections) {
-        const std::string busy = Serialize(HttpError(503, "too many connections; try again"), true);
-        [[maybe_unused]] const ssize_t n = send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
+        // Closed unanswered: 503 means only that the eventing database is
+        // unavailable (SPEC §9), and a client holding hundreds of
+        // connections is not owed an answer.
         close(fd);
         continue;
       }

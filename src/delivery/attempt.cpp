@@ -44,6 +44,12 @@ AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& respon
       rec.remark = v.unread;
       return rec;
     }
+    if (response.body.size() > kResponseBodyKept) {
+      // response_body keeps 4 KiB: a synchronous caller needs the whole member.
+      if (const auto result = RawJsonMember(response.body, "response")) {
+        rec.response_result = std::string(*result);
+      }
+    }
     ResponseEvents asked = ResponseEventsOf(doc, response.body);
     if (!asked.events.empty() && rec.queued_depth > kMaxChainDepth) {
       rec.remark = fmt::format(

@@ -288,8 +288,9 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
       fmt::format(
           "WITH u AS MATERIALIZED ("
           "  SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int[], $5::int8[], "
-          "    $6::text[], $7::int8[], $8::int[], $9::text[], $10::text[], $11::int[]) "
-          "    AS u(id, n, st, attempt, delay, remark, started, code, body, err, d)), "
+          "    $6::text[], $7::int8[], $8::int[], $9::text[], $10::text[], $11::int[], "
+          "    $23::json[]) "
+          "    AS u(id, n, st, attempt, delay, remark, started, code, body, err, d, result)), "
           "upd AS ("
           "  UPDATE {0}.event_logs e SET status = u.st, attempts = u.attempt, remark = u.remark, "
           "    processed_at = CASE WHEN u.st = 'processed' THEN now() END, "
@@ -307,9 +308,10 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           "  FROM upd WHERE status <> 'staged' GROUP BY trigger_name), "
           "inv AS ("
           "  INSERT INTO {0}.invocation_logs (event_id, trigger_name, attempt, node_id, "
-          "    invocation_time, response_status_code, response_body, error_msg, duration_ms) "
+          "    invocation_time, response_status_code, response_body, error_msg, duration_ms, "
+          "    response_result) "
           "  SELECT id, n, attempt, $12, to_timestamp(started / 1000.0), nullif(code, 0), body, "
-          "    err, d FROM u), "
+          "    err, d, result FROM u), "
           "h AS ("
           "  INSERT INTO {0}.delivery_health AS h (trigger_name, last_success_at, last_error, "
           "    last_error_at) "
@@ -496,7 +498,8 @@ void DeliveryStore::RecordBatch(const std::vector<AttemptRecord>& all, size_t be
   }
   for (std::string* s : {&qn, &qt, &qp, &qd, &qa, &qc, &qo}) s->push_back('}');
   std::string ids = "{", triggers = "{", statuses = "{", attempts = "{", delays = "{",
-              remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{", durations = "{";
+              remarks = "{", starts = "{", codes = "{", bodies = "{", errors = "{", durations = "{",
+              results = "{";
   // Per trigger, the newest outcome of this batch decides the health row.
   std::map<std::string, std::pair<bool, std::string>> health;
   for (size_t i = begin; i < end; ++i) {
@@ -512,6 +515,7 @@ void DeliveryStore::RecordBatch(const std::vector<AttemptRecord>& all, size_t be
     AppendNullable(&bodies, r.response_body);
     AppendNullable(&errors, r.error);
     AppendNumber(&durations, r.duration_ms);
+    AppendNullable(&results, r.response_result);
     auto& h = health[r.trigger];
     if (r.status == EventStatus::kProcessed) {
       h = {true, ""};
@@ -526,12 +530,13 @@ void DeliveryStore::RecordBatch(const std::vector<AttemptRecord>& all, size_t be
     AppendNullable(&herr, h.second);
   }
   for (std::string* s : {&ids, &triggers, &statuses, &attempts, &delays, &remarks, &starts, &codes,
-                         &bodies, &errors, &durations, &hn, &hok, &herr}) {
+                         &bodies, &errors, &durations, &results, &hn, &hok, &herr}) {
     s->push_back('}');
   }
   pqxx::nontransaction tx(conn_);
   tx.exec_prepared("record", ids, triggers, statuses, attempts, delays, remarks, starts, codes,
-                   bodies, errors, durations, node_id_, hn, hok, herr, qn, qt, qp, qd, qa, qc, qo);
+                   bodies, errors, durations, node_id_, hn, hok, herr, qn, qt, qp, qd, qa, qc, qo,
+                   results);
 }
 
 void DeliveryStore::Renew(const std::vector<int64_t>& ids) {

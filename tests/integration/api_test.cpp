@@ -183,15 +183,26 @@ TEST_CASE("api: synchronous calls wait for the webhook's response without blocki
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(4393, [](const Arrival& a) {
+  // A result larger than invocation_logs' 4 KiB of response_body.
+  const std::string big = R"({"note": ")" + std::string(20000, 'x') + R"(", "n": 12.50})";
+  Receiver hook(4393, [big](const Arrival& a) {
     Reply r;
     if (a.path == "/answer") r.body = R"({"response": {"welcome": "ada", "n": 12.50}})";
+    if (a.path == "/big")
+      r.body = R"({"padding": ")" + std::string(8000, 'p') + R"(", "response": )" + big + "}";
     if (a.path == "/hang") r.hang = true;
     return r;
   });
   AddCustom(db, "answer", "ASK", hook.Url("/answer"));
   AddCustom(db, "hang", "HANG", hook.Url("/hang"));
+  AddCustom(db, "big", "ASK_BIG", hook.Url("/big"));
   auto walhook = StartApi(db);
+
+  // The whole "response", however far past the first 4 KiB it sits.
+  auto large = Queue(R"({"type": "ASK_BIG", "payload": {}, "isSynchronous": true})", Token());
+  REQUIRE(large);
+  CHECK(large->status == 200);
+  CHECK(large->body == R"({"result":)" + big + "}");
 
   auto r = Queue(R"({"type": "ASK", "payload": {}, "isSynchronous": true})", Token());
   REQUIRE(r);

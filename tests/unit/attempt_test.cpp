@@ -31,6 +31,25 @@ AttemptResponse Response(long status, std::string_view body) {
 
 const auto kNow = std::chrono::system_clock::time_point(seconds(784111777 - 90));
 
+TEST_CASE("attempt: a long success keeps its whole \"response\" for a synchronous caller") {
+  const std::string member = R"({"k": ")" + std::string(6000, 'v') + R"(", "n": 12.50})";
+  const std::string body =
+      R"({"pad": ")" + std::string(5000, 'p') + R"(", "response": )" + member + "}";
+  const AttemptRecord r = JudgeAttempt(Event(), Response(200, body), {}, kNow, 0.5);
+  CHECK(r.status == EventStatus::kProcessed);
+  CHECK(r.response_body.size() == kResponseBodyKept);
+  CHECK(r.response_result == member);
+  // What response_body holds whole needs no copy.
+  const AttemptRecord small =
+      JudgeAttempt(Event(), Response(200, R"({"response": {"a": 1}})"), {}, kNow, 0.5);
+  CHECK(small.response_result.empty());
+  // Nor does a long body without one, or a failure.
+  CHECK(JudgeAttempt(Event(), Response(200, R"({"pad": ")" + std::string(5000, 'p') + "\"}"), {},
+                     kNow, 0.5)
+            .response_result.empty());
+  CHECK(JudgeAttempt(Event(), Response(500, body), {}, kNow, 0.5).response_result.empty());
+}
+
 TEST_CASE("attempt: a 2xx is processed; the events it asks for are queued one level deeper") {
   const AttemptRecord r = JudgeAttempt(
       Event(0, 3), Response(200, R"({"events":[{"type":"NEXT"},{"type":"DB_X"}]})"), {}, kNow, 0.5);
