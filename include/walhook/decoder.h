@@ -32,8 +32,10 @@ class Decoder {
                                               rapidjson::MemoryPoolAllocator<>>;
   bool boundary_ = false;
   static constexpr size_t kStackBytes = 4 * 1024;
-  char pool_buffer_[64 * 1024];
-  char stack_buffer_[16 * 1024];
+  // RapidJSON keeps its chunk headers at the start: 8-byte aligned (the
+  // member before them is a bool; decoder_fuzz's UBSan found it).
+  alignas(8) char pool_buffer_[64 * 1024];
+  alignas(8) char stack_buffer_[16 * 1024];
   rapidjson::MemoryPoolAllocator<> alloc_{pool_buffer_, sizeof(pool_buffer_)};
   rapidjson::MemoryPoolAllocator<> stack_alloc_{stack_buffer_, sizeof(stack_buffer_)};
 };

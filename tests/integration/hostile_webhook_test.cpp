@@ -176,16 +176,22 @@ TEST_CASE("hostile webhook: a chained event that cannot be stored fails only its
   Init(db);
   Exec(db, std::string(kCalmTable) +
                "; CREATE TABLE utf8_rows (id int PRIMARY KEY);"
-               " CREATE TABLE far_rows (id int PRIMARY KEY)");
+               " CREATE TABLE far_rows (id int PRIMARY KEY);"
+               " CREATE TABLE poison_rows (id int PRIMARY KEY)");
+  // A chained event that passes every check of walhook's and that Postgres
+  // still refuses (as a due time past its range did before the queue API's
+  // bounds applied to responses too).
+  Exec(db, "ALTER TABLE eventing.event_logs ADD CONSTRAINT no_poison CHECK (type <> 'POISON')");
   Receiver hostile(4750, [](const Arrival& a) {
     Reply r;
     if (a.path == "/utf8") {
       r.body = "{\"event\":{\"type\":\"X\",\"payload\":{\"a\":\"\xff\"}}}";
     } else if (a.path == "/far") {
-      // Past parsing (a valid time, a delay in range), but its due time is
-      // beyond what Postgres can hold.
+      // A due time beyond what Postgres can hold: refused when read.
       r.body = R"({"event":{"type":"X","payload":{"far":true},)"
                R"("timestamp":"9999-12-31T00:00:00Z","delay":9000000000000000}})";
+    } else if (a.path == "/poison") {
+      r.body = R"({"event":{"type":"POISON","payload":{}}})";
     }
     return r;
   });
@@ -193,15 +199,21 @@ TEST_CASE("hostile webhook: a chained event that cannot be stored fails only its
   AddCalmHook(db, calm);
   AddHook(db, {.name = "utf8_hook", .table = "utf8_rows", .url = hostile.Url("/utf8")});
   AddHook(db, {.name = "far_hook", .table = "far_rows", .url = hostile.Url("/far")});
+  AddHook(db, {.name = "poison_hook", .table = "poison_rows", .url = hostile.Url("/poison")});
   AddHook(db, {.name = "x_hook", .url = hostile.Url("/x"), .type = "X"});
+  AddHook(db, {.name = "poisoned", .url = hostile.Url("/x"), .type = "POISON"});
   const std::string node = "chainer";
   auto walhook = StartWalhook(db, node);
 
-  Exec(db, "INSERT INTO utf8_rows VALUES (1); INSERT INTO far_rows VALUES (1)");
+  Exec(db,
+       "INSERT INTO utf8_rows VALUES (1); INSERT INTO far_rows VALUES (1); "
+       "INSERT INTO poison_rows VALUES (1)");
   const long utf8 = WaitEventId(db, "utf8_hook");
   const long far = WaitEventId(db, "far_hook");
+  const long poison = WaitEventId(db, "poison_hook");
   REQUIRE(utf8 > 0);
   REQUIRE(far > 0);
+  REQUIRE(poison > 0);
   // Other triggers' outcomes go on being written meanwhile.
   for (int i = 1; i <= 5; ++i) {
     CHECK_MESSAGE(CalmLatency(db, calm, i).has_value(), walhook->Output());
@@ -216,20 +228,26 @@ TEST_CASE("hostile webhook: a chained event that cannot be stored fails only its
   // The invalid UTF-8: the webhook took the event; what it asked for is refused.
   CHECK(WaitStatus(db, utf8, "processed"));
   CHECK(Remark(db, utf8).find("invalid UTF-8") != std::string::npos);
-  // The overflow: that one event fails, saying why.
-  CHECK(WaitStatus(db, far, "failed"));
-  const std::string far_remark = Remark(db, far);
-  CHECK(far_remark.find("could not be stored") != std::string::npos);
-  CHECK(far_remark.find("out of range") != std::string::npos);
+  // The overflow: refused as it is read, named in the remark.
+  CHECK(WaitStatus(db, far, "processed"));
+  CHECK(Remark(db, far).find("refused") != std::string::npos);
+  // What Postgres refuses: that one event fails, saying why.
+  CHECK(WaitStatus(db, poison, "failed"));
+  const std::string poison_remark = Remark(db, poison);
+  CHECK(poison_remark.find("could not be stored") != std::string::npos);
+  CHECK(poison_remark.find("no_poison") != std::string::npos);
   // Nothing queued, nothing sent twice (a lease run out would send again).
-  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'x_hook'") == 0);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name IN ('x_hook', "
+           "'poisoned')") == 0);
   CHECK(QL(db, "SELECT count(*) FROM eventing.invocation_logs WHERE event_id IN (" +
-                   std::to_string(utf8) + ", " + std::to_string(far) + ")") == 2);
-  CHECK(hostile.Count() == 2);
+                   std::to_string(utf8) + ", " + std::to_string(far) + ", " +
+                   std::to_string(poison) + ")") == 3);
+  CHECK(hostile.Count() == 3);
   CHECK(calm.Count() == 5);
 
   CheckStillDelivers(&walhook, db, node, calm, 100);
-  CHECK(hostile.Count() == 2);
+  CHECK(hostile.Count() == 3);
   CHECK(calm.Count() == 7);
 }
 
