@@ -14,6 +14,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 
 #include "walhook/attempt.h"
 #include "walhook/errors.h"
@@ -1147,14 +1148,18 @@ void Delivery::Sweep(DeliveryStore& store, bool walk, const std::vector<int64_t>
     events = store.LoadParked(parked, bytes_room, one_over, &unfit);
     loaded = events.size();
     for (const HeldEvent& e : events) bytes += e.payload.size();
+    // A trigger whose parked events did not all fit claims nothing more
+    // (they go first); the others claim what the bytes left allow.
+    std::set<std::string> waiting;
+    for (const HeldEvent& e : unfit) waiting.insert(e.trigger);
     std::vector<ClaimRoom> claim;
     for (size_t i = 0; i < room.size(); ++i) {
       const ClaimRoom& r = room[i];
-      if (r.room > parked_room[i]) {
+      if (r.room > parked_room[i] && waiting.count(r.trigger) == 0) {
         claim.push_back({r.trigger, r.room - parked_room[i], r.ordered, r.walk});
       }
     }
-    if (!claim.empty() && unfit.empty() && (bytes < bytes_room || (one_over && events.empty()))) {
+    if (!claim.empty() && (bytes < bytes_room || (one_over && events.empty()))) {
       std::vector<HeldEvent> claimed = store.Claim(
           claim, done, bytes_room > bytes ? bytes_room - bytes : 0, one_over && events.empty());
       for (const HeldEvent& e : claimed) bytes += e.payload.size();

@@ -9,6 +9,7 @@
 #include <rapidjson/writer.h>
 
 #include "walhook/event_batch.h"
+#include "walhook/json.h"
 #include "walhook/log.h"
 #include "walhook/trigger.h"
 #include "walhook/utf8.h"
@@ -60,8 +61,8 @@ std::string_view StatusName(EventStatus s) {
 std::vector<std::string> HeaderLines(const std::string& trigger, const std::string& json) {
   std::vector<std::string> out;
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
-  if (!doc.IsObject()) return out;
+  // A trigger author wrote it (jsonb nests thousands deep): read with bounds.
+  if (!ParseJson(json, &doc).ok() || !doc.IsObject()) return out;
   for (const auto& m : doc.GetObject()) {
     std::string name(m.name.GetString(), m.name.GetStringLength());
     std::string value;
@@ -263,10 +264,15 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
                   "a AS (SELECT e.id FROM {0}.event_logs e WHERE e.id = ANY($1::int8[]) "
                   "  AND e.lease_owner = $2 AND e.{3} AND e.lease_until > now() + interval '{2} s' "
                   "  UNION ALL SELECT id FROM r), "
-                  "f AS (SELECT id, (bytes <= $3 OR (g = 1 AND $4)) AS fits FROM (SELECT e.id, "
-                  "  sum(octet_length(e.payload::text)) OVER (ORDER BY e.id) AS bytes, "
-                  "  row_number() OVER (ORDER BY e.id) AS g "
-                  "  FROM a JOIN {0}.event_logs e ON e.id = a.id) y) "
+                  // The budget goes round the triggers, the smaller events of
+                  // a round first, each trigger's in id order: one trigger's
+                  // large events do not keep another's small ones parked.
+                  "f AS (SELECT id, (bytes <= $3 OR (g = 1 AND $4)) AS fits FROM (SELECT id, "
+                  "  sum(len) OVER (ORDER BY k, len, id) AS bytes, "
+                  "  row_number() OVER (ORDER BY k, len, id) AS g FROM (SELECT e.id, "
+                  "  octet_length(e.payload::text) AS len, "
+                  "  row_number() OVER (PARTITION BY e.trigger_name ORDER BY e.id) AS k "
+                  "  FROM a JOIN {0}.event_logs e ON e.id = a.id) x) y) "
                   "SELECT e.id, e.trigger_name, e.type, CASE WHEN f.fits THEN e.payload END, "
                   "  (extract(epoch FROM e.ts) * 1000)::int8, e.attempts, e.chain_depth, f.fits "
                   "FROM f JOIN {0}.event_logs e ON e.id = f.id",
