@@ -1,0 +1,52 @@
+#pragma once
+// Kriti, Hasura's template language (SPEC §11): JSON with {{ }} expressions,
+// as request transforms and token claims use it. Parsed once per trigger
+// version, evaluated per event; evaluation is bounded and safe on any input.
+// Pure: no database, no network.
+// Thread-safety: a parsed Template is immutable and may be shared between
+// threads; Render keeps all its state on its own stack.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "walhook/result.h"
+
+namespace walhook::kriti {
+
+// What a template makes.
+enum class Mode {
+  // A whole Kriti template: JSON with {{ }} expressions (`body`,
+  // `token_claims`, `walhook render`). Renders to a JSON value's text.
+  kJson,
+  // Text with {{ }} interpolated, as Hasura reads `url`, `query_params` and
+  // `headers` values. Renders to a string (the text itself, not JSON).
+  kString,
+};
+
+class Template;  // a parsed template; defined in src/transform/
+
+// A template parsed, or why not: the error's message is one line that starts
+// with the position, "line L, column C: …" (1-based; columns count
+// characters).
+Result<std::shared_ptr<const Template>> Parse(std::string_view text, Mode mode);
+
+// What a template is evaluated against. The JSON texts must be valid JSON
+// (walhook's own, or read with ParseJson).
+struct Bindings {
+  std::string_view body_json;  // bound to `$body`, and to `$` as well
+  std::string_view base_url;   // bound to `$base_url` (a string); empty: unbound
+};
+
+struct Limits {
+  size_t max_output_bytes = 1u << 20;  // the rendered text
+  size_t max_steps = 1u << 20;         // evaluation steps (range iterations included)
+};
+
+// Evaluates `t`. Mode kJson: the value's JSON text, where a value copied by
+// path keeps its JSON text exactly (12.50 stays 12.50). Mode kString: the
+// text. A missing path is null, not an error; a type error, an exceeded
+// limit and the like are errors "line L, column C: …".
+Result<std::string> Render(const Template& t, const Bindings& in, const Limits& limits = {});
+
+}  // namespace walhook::kriti
