@@ -247,6 +247,30 @@ TEST_CASE("kriti: functions") {
   }
 }
 
+TEST_CASE("kriti: objects with many members keep the last of repeated keys") {
+  std::string t = "{";
+  for (int i = 0; i < 40; ++i)
+    t += "\"k" + std::to_string(i % 20) + "\": " + std::to_string(i) + ",";
+  t += "\"end\": {{ $session_variables }}}";
+  std::string want = "{";
+  for (int i = 0; i < 20; ++i)
+    want += "\"k" + std::to_string(i) + "\":" + std::to_string(i + 20) + ",";
+  want += "\"end\":null}";
+  CHECK(Render(t) == want);
+}
+
+TEST_CASE("kriti: comparisons count the values they visit against the step limit") {
+  std::string big = "[";
+  for (int i = 0; i < 5000; ++i) big += i == 0 ? "[1,2,3]" : ",[1,2,3]";
+  big += "]";
+  Limits few;
+  few.max_steps = 10000;
+  // 3 × 5000 × 4 values compared: past the limit although the template is tiny.
+  CHECK(Render("[{{ $ == $ }}, {{ $ == $ }}, {{ $ == $ }}]", big, Mode::kJson, "", few)
+            .find("the template takes more than 10000 steps") != std::string::npos);
+  CHECK(Render("{{ $ == $ }}", big) == "true");
+}
+
 TEST_CASE("kriti: parse errors give the line and the column in characters") {
   CHECK(Render("{\"a\": 1,\n \"b\": }") == "error: line 2, column 7: expected a value, found '}'");
   CHECK(Render("{\"é\": [1 2]}") == "error: line 1, column 10: expected ',' or ']', found '2'");
