@@ -28,8 +28,21 @@ std::string Shown(const Token& t, std::string_view text) {
     case Tok::kQuote: return "a string";
     default: break;
   }
-  const std::string_view s = Utf8Prefix(text.substr(t.offset, t.end - t.offset), 24);
-  return fmt::format("'{}'", s);
+  // One line, printable: the message goes into last_error and a remark.
+  const std::string_view token = text.substr(t.offset, t.end - t.offset);
+  const std::string_view shown = Utf8Prefix(token, 24);
+  std::string out = "'";
+  for (char ch : shown) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  if (shown.size() < token.size()) out += "...";
+  out += "'";
+  return out;
 }
 
 bool Lexer::Fail(size_t offset, std::string message) {

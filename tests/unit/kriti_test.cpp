@@ -287,6 +287,10 @@ TEST_CASE("kriti: parse errors give the line and the column in characters") {
   CHECK(Render("{{ range i, size := [] }} 1 {{ end }}") ==
         "error: line 1, column 13: 'size' is a function");
   CHECK(Render("@") == "error: line 1, column 1: unexpected '@'");
+  // A token shown in an error stays on one line (found by kriti_fuzz).
+  CHECK(Render("{{ $ 'a\nb\tcdefghijklmnopqrstuvwxyz' }}") ==
+        "error: line 1, column 6: expected '}}' to close the expression, found "
+        "''a\\x0ab\\x09cdefghijklmnopqrstu...'");
   CHECK(Render(std::string("\"\xff\"")) == "error: line 1, column 2: invalid UTF-8");
   CHECK(Render("") == "error: line 1, column 1: expected a value, found the end of the template");
 }
