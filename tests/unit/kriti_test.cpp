@@ -247,6 +247,29 @@ TEST_CASE("kriti: functions") {
   }
 }
 
+TEST_CASE("kriti: functions, ranges and conditions compose as in kriti-lang's examples") {
+  constexpr std::string_view kStaff =
+      R"([{"uid": "A-1", "name": "ada", "pets": [1, 2], "kind": "cat", "tags": []},)"
+      R"( {"uid": "B-2", "name": "bob", "pets": [], "kind": "dog", "tags": ["x"]},)"
+      R"( {"uid": "C-3", "name": "cy", "pets": [3], "kind": "eel", "tags": ["y"]}])";
+  const std::string t = R"({
+    "people": {{ removeNulls
+      {{ range i, p := $ }}
+        {{ if i >= 1 }}
+          {{ fromPairs [["id", {{ toLower p.uid }}], ["pets", {{ size p.pets }}],
+                        ["kind", {{ toUpper (head p.kind) }}], ["has_tags", {{ not (empty p.tags) }}],
+                        ["name", {{ toTitle (inverse p.name) }}], ["rest", {{ tail p.name }}]] }}
+        {{ else }} null {{ end }}
+      {{ end }} }},
+    "missing": [{{ $[0].nothing }}, {{ $[0]['nothing'] }}, {{ $[99] }}, {{ $[99]?.uid }},
+                {{ $[0].nothing?.deeper }}, {{ $[0].nothing?.deeper ?? true }}]
+  })";
+  CHECK(Render(t, kStaff) ==
+        R"({"people":[{"id":"b-2","pets":0,"kind":"D","has_tags":true,"name":"Bob","rest":"ob"},)"
+        R"({"id":"c-3","pets":1,"kind":"E","has_tags":true,"name":"Yc","rest":"y"}],)"
+        R"("missing":[null,null,null,null,null,true]})");
+}
+
 TEST_CASE("kriti: objects with many members keep the last of repeated keys") {
   std::string t = "{";
   for (int i = 0; i < 40; ++i)
