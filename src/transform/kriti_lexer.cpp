@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "walhook/json.h"
 #include "walhook/utf8.h"
 
 namespace walhook::kriti::internal {
@@ -166,6 +167,9 @@ bool Lexer::Number(size_t s) {
     while (e < text_.size() && IsDigit(text_[e])) ++e;
     if (e == x) return Fail(s, "expected a digit in the exponent");
   }
+  // What walhook's JSON reader (and so a receiver's) refuses is refused here:
+  // an exponent past a double's range (found by kriti_fuzz).
+  if (!CheckJson(text_.substr(s, e - s)).ok()) return Fail(s, "a number out of range");
   tok_.text.assign(text_.substr(s, e - s));
   Set(Tok::kNumber, s, e);
   return true;

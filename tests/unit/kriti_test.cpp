@@ -303,6 +303,9 @@ TEST_CASE("kriti: parse errors give the line and the column in characters") {
         "error: line 1, column 4: unknown name 'nosuch' (known: $, $body, $base_url)");
   CHECK(Render("\"abc") == "error: line 1, column 1: unterminated string");
   CHECK(Render("007") == "error: line 1, column 1: a number cannot start with 0");
+  // A literal a JSON reader would refuse (found by kriti_fuzz).
+  CHECK(Render("[1, 4e0000000004444443]") == "error: line 1, column 5: a number out of range");
+  CHECK(Render("[1e308, 1e-400]") == "[1e308,1e-400]");
   CHECK(Render("{{ 1 }} 2") ==
         "error: line 1, column 9: expected the end of the template, found '2'");
   CHECK(Render("{{ toUpper }}") ==
