@@ -525,7 +525,8 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
              hook.Url("/fail") + "', 0)");
     std::this_thread::sleep_for(1500ms);
     for (int i = 0; i < 3; ++i) {
-      REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING"})").status == 200);
+      REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING", "payload": {}})").status ==
+              200);
     }
     REQUIRE(WaitFor(
         [&] {
@@ -544,7 +545,7 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
     const std::string max_id = Str(count.json["max_id"]);
     CHECK(max_id == LastEventId(db, "failing"));
     // One more fails after the count: the action leaves it alone.
-    REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING"})").status == 200);
+    REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING", "payload": {}})").status == 200);
     REQUIRE(WaitFor(
         [&] {
           return QL(db,
