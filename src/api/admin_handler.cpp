@@ -813,15 +813,18 @@ struct AdminHandler::Impl {
     } catch (const std::exception& e) {
       if (MissingBackfills(e)) return NoBackfills();
       const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-      // The refusals backfill() raises for the caller (SPEC §10): its own
-      // words, one line.
-      if (sql != nullptr && (sql->sqlstate() == "P0001" || sql->sqlstate().substr(0, 2) == "22" ||
-                             sql->sqlstate() == "23505" || sql->sqlstate() == "55000")) {
-        const std::string message = PrimaryMessage(e.what());
-        const bool running = sql->sqlstate() == "23505" || sql->sqlstate() == "55000" ||
-                             message.find("already") != std::string::npos;
-        const bool about_condition = message.find("condition") != std::string::npos;
-        return Err(running ? 409 : 400, message, about_condition ? "condition" : "trigger");
+      // The refusals backfill() raises for the caller (SPEC §10, migration
+      // 018): its own words, one line. 23505: one is running already;
+      // 42601 and WH001: the condition; 42704, 42809 and the rest: the
+      // trigger (none, another type, no table_name, no primary key).
+      const std::string state = sql != nullptr ? sql->sqlstate() : "";
+      const bool refusal = state == "P0001" || state == "23505" || state == "42704" ||
+                           state == "42809" || state == "42601" || state == "WH001" ||
+                           state.substr(0, 2) == "22";
+      if (refusal) {
+        const bool condition = state == "42601" || state == "WH001";
+        return Err(state == "23505" ? 409 : 400, PrimaryMessage(e.what()),
+                   condition ? "condition" : "trigger");
       }
       throw;
     }
