@@ -395,6 +395,25 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
     CHECK(sync.status == 200);
     CHECK(sync.body == R"({"result":{"ok": 12.50}})");
     Refused(Call("POST", "/v1/admin/queue", R"({"type": "DB_INSERT"})"), 400);
+    {
+      // The Idempotency-Key works as on the queue API: one event, one answer.
+      httplib::Client c("127.0.0.1", kApiPort);
+      const httplib::Headers key = {{"Authorization", "Bearer " + AdminToken()},
+                                    {"Idempotency-Key", "admin-key-1"}};
+      for (int i = 0; i < 2; ++i) {
+        auto r = c.Post("/v1/admin/queue", key, R"({"type": "LATER", "delay": 3600000})",
+                        "application/json");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+      }
+      CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'later'") == 1);
+      const httplib::Headers long_key = {{"Authorization", "Bearer " + AdminToken()},
+                                         {"Idempotency-Key", std::string(300, 'k')}};
+      auto r = c.Post("/v1/admin/queue", long_key, R"({"type": "LATER"})", "application/json");
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'later'") == 1);
+    }
     Refused(
         Call("POST", "/v1/admin/queue", R"({"type": "X"})", SignProjectToken(kSecret, NowS(), 60)),
         403);
