@@ -21,11 +21,11 @@ export function h(tag, attrs, ...children) {
     else if (k.startsWith('aria-') || k === 'role') el.setAttribute(k, String(v));
     else throw new Error(`dom: attribute ${k} is not allowed`);
   }
-  append(el, children);
+  append(el, ...children);
   return el;
 }
 
-export function append(el, children) {
+export function append(el, ...children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -40,7 +40,7 @@ export function clear(el) {
 
 export function replace(el, ...children) {
   clear(el);
-  return append(el, children);
+  return append(el, ...children);
 }
 
 // A value of unknown shape as text: strings as they are, the rest as JSON.
