@@ -587,7 +587,8 @@ function eventsScreen(root, params) {
     trigger: params.get('trigger') || '', status: params.get('status') || '', type: params.get('type') || '',
     from: params.get('from') || '', to: params.get('to') || '',
   };
-  const trigSel = h('select', { id: 'e-trigger' }, h('option', { value: '' }, 'any trigger'));
+  const trigSel = h('select', { id: 'e-trigger' }, h('option', { value: '' }, 'any trigger'),
+    filters.trigger ? h('option', { value: filters.trigger, selected: true }, filters.trigger) : null);
   const statusSel = h('select', { id: 'e-status' }, h('option', { value: '' }, 'any status'),
     STATUSES.map((s) => h('option', { value: s, selected: s === filters.status }, s)));
   const typeIn = h('input', { id: 'e-type', value: filters.type, placeholder: 'type' });
@@ -610,7 +611,7 @@ function eventsScreen(root, params) {
 
   api.triggers().then((r) => {
     for (const t of r.triggers || []) {
-      append(trigSel, h('option', { value: t.name, selected: t.name === filters.trigger }, t.name));
+      if (t.name !== filters.trigger) append(trigSel, h('option', { value: t.name }, t.name));
     }
   }).catch(() => {});
 
@@ -618,7 +619,7 @@ function eventsScreen(root, params) {
   let before = null; // keyset: this page holds ids below it (null: the newest)
   let nextBefore = null; // the server's cursor to the older page
   const apiFilters = () => ({
-    trigger: trigSel.value || filters.trigger, status: statusSel.value, type: typeIn.value.trim(),
+    trigger: trigSel.value, status: statusSel.value, type: typeIn.value.trim(),
     from: isoOf(fromIn.value), to: isoOf(toIn.value), limit: PAGE,
   });
   const render = () => {
