@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "walhook/utf8.h"
+
 namespace walhook {
 namespace {
 
@@ -114,6 +116,12 @@ const std::vector<FlagSpec>& Specs() {
       {"status", false, false, {"sink"}, "CODE", "the failing answer's status (default 500)"},
       {"delay-ms", false, false, {"sink"}, "N", "wait this long before each answer"},
       {"ttl", false, false, {"token"}, "DURATION", "the token's lifetime (default 1h)"},
+      {"role",
+       false,
+       false,
+       {"token"},
+       "ROLE",
+       "the token's role claim (default user; admin for the admin API and console)"},
   };
   return kSpecs;
 }
@@ -129,7 +137,9 @@ constexpr CommandSpec kCommands[] = {
     {"status", "print trigger_status and bridge_status as tables"},
     {"drop", "remove the replication slot (--schema-too: and the schema)"},
     {"sink", "a webhook receiver for trying things out: one line per delivery"},
-    {"token", "print a JWT signed with the project secret, for the queue API"},
+    {"token",
+     "print a JWT signed with the project secret, for the queue API (--role admin: for the "
+     "admin API and console)"},
 };
 
 const CommandSpec* FindCommand(std::string_view name) {
@@ -394,6 +404,18 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
         return Status::Error(fmt::format("--ttl: \"{}\" is not a duration like 1h or 30m", *v));
       }
       cfg.token_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+    if (auto v = get("role")) {
+      const bool ok =
+          !v->empty() && v->size() <= 64 && std::all_of(v->begin(), v->end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+          });
+      if (!ok) {
+        return Status::Error(fmt::format(
+            "--role: \"{}\" is not a role name (1 to 64 letters, digits, _ and -), e.g. admin",
+            Utf8Prefix(*v, 64)));
+      }
+      cfg.token_role = *v;
     }
     return cfg;
   }

@@ -148,7 +148,8 @@ int Main(int argc, char** argv) {
     if (cfg->command == "sink") return RunSink(*cfg);
     if (cfg->command == "token") {
       const int64_t now = static_cast<int64_t>(std::time(nullptr));
-      fmt::print("{}\n", SignProjectToken(cfg->secret, now, cfg->token_ttl.count()));
+      fmt::print("{}\n",
+                 SignProjectToken(cfg->secret, now, cfg->token_ttl.count(), cfg->token_role));
       return kExitOk;
     }
     if (cfg->command == "drop") return Drop(*cfg);

@@ -38,6 +38,7 @@ struct Config {
   int sink_status = 500;
   std::chrono::milliseconds sink_delay{0};
   std::chrono::seconds token_ttl{3600};  // token --ttl
+  std::string token_role = "user";       // token --role
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "walhook/admin_api.h"
+#include "walhook/admin_handler.h"
 #include "walhook/api_request.h"
 #include "walhook/chain.h"
 #include "walhook/console.h"
@@ -78,6 +80,7 @@ struct HttpApi::Impl {
         delivery(d),
         server(HttpServerOptions{},
                HttpHandlers{[this](const HttpRequest& head) {
+                              if (admin::IsAdminPath(head.path)) return CheckAdminHead(head);
                               return CheckApiHead(head, cfg.project, cfg.secret, NowS());
                             },
                             [this](HttpRequest request, HttpResponder respond) {
@@ -86,6 +89,7 @@ struct HttpApi::Impl {
 
   const Config& cfg;
   Delivery& delivery;
+  AdminHandler admin_handler{cfg};
   HttpServer server;
 
   // Connections to the eventing database, lent one per request.
@@ -152,7 +156,35 @@ struct HttpApi::Impl {
     return matcher;
   }
 
+  // The admin API's head (SPEC §12): an admin token first, then the route;
+  // its queue route takes an Idempotency-Key as the queue API does.
+  std::optional<HttpResponse> CheckAdminHead(const HttpRequest& head) const {
+    if (auto refused = admin::CheckAdminToken(head, cfg.secret, NowS())) return refused;
+    admin::AdminTarget target;
+    if (auto e = admin::RouteAdmin(head.method, head.path, &target)) {
+      return admin::ErrorResponse(*e);
+    }
+    if (target.route == admin::Route::kQueue) {
+      const size_t keys = head.HeaderCount("Idempotency-Key");
+      if (keys > 1) return HttpError(400, "more than one Idempotency-Key header");
+      if (keys == 1) {
+        if (Status st = CheckIdempotencyKey(head.Header("Idempotency-Key")); !st.ok()) {
+          return HttpError(400, st.message());
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
   void Handle(HttpRequest request, HttpResponder respond) {
+    if (admin::IsAdminPath(request.path)) {
+      admin::AdminTarget target;
+      if (auto e = admin::RouteAdmin(request.method, request.path, &target)) {
+        return respond(admin::ErrorResponse(*e));
+      }
+      if (target.route == admin::Route::kQueue) return Queue(request, std::move(respond));
+      return respond(admin_handler.Handle(target, request));
+    }
     switch (RouteOf(request)) {
       case ApiRoute::kHealthz: return respond(Healthz());
       case ApiRoute::kMetrics:

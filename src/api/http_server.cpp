@@ -43,6 +43,7 @@ const char* Reason(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 201: return "Created";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -61,9 +62,16 @@ const char* Reason(int status) {
   }
 }
 
+// On every answer (SPEC §12): nothing served here may be framed or run
+// script from elsewhere, and no body is sniffed into another type.
+constexpr std::string_view kSecurityHeaders =
+    "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\n";
+
 std::string Serialize(const HttpResponse& r, bool close) {
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-                                r.status, Reason(r.status), r.content_type, r.body.size());
+  std::string out =
+      fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}", r.status,
+                  Reason(r.status), r.content_type, r.body.size(), kSecurityHeaders);
   if (close) out += "Connection: close\r\n";
   out += "\r\n";
   out += r.body;

@@ -331,9 +331,9 @@ DeliveryStore::DeliveryStore(const std::string& conninfo, std::string schema, st
           // greatest(now, timestamp) + delay, received now.
           "q AS ("
           "  INSERT INTO {0}.event_logs (trigger_name, type, status, payload, ts, event_ts, "
-          "    chain_depth) "
+          "    chain_depth, origin_id) "
           "  SELECT n, ty, 'staged', p, greatest(now(), to_timestamp(a / 1000.0)) "
-          "    + d * interval '1 ms', now(), c "
+          "    + d * interval '1 ms', now(), c, o "
           "  FROM unnest($16::text[], $17::text[], $18::json[], $19::int8[], $20::int8[], "
           "    $21::int[], $22::int8[]) AS q(n, ty, p, d, a, c, o) "
           "  WHERE q.o IN (SELECT id FROM upd)) "

@@ -466,6 +466,12 @@ TEST_CASE("config: sink, token, and status without --source") {
   CHECK(Ok({"token", "--secret", "s", "--ttl", "10m"}).token_ttl == seconds(600));
   Fails({"token"}, "--secret");
   Fails({"token", "--secret", "s", "--ttl", "soon"}, "--ttl");
+  CHECK(Ok({"token", "--secret", "s"}).token_role == "user");
+  CHECK(Ok({"token", "--secret", "s", "--role", "admin"}).token_role == "admin");
+  Fails({"token", "--secret", "s", "--role", ""}, "--role");
+  Fails({"token", "--secret", "s", "--role", "a b"}, "--role");
+  Fails({"run", "--source", "x", "--secret", "s", "--role", "admin"}, "--role");
+  CHECK(CommandUsage("token")->find("--role ROLE") != std::string::npos);
 
   CHECK(Ok({"status", "--eventing-db", "e"}).eventing_db == "e");
   Fails({"status"}, "--source");
