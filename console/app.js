@@ -569,6 +569,16 @@ function confirmInline(where, question, go) {
   append(where, box);
 }
 
+// Under a transformed request: its claims and any template that failed.
+function transformNote(r) {
+  const t = r.transform || {};
+  return h('div', {},
+    h('p', { class: 'muted' }, 'Shaped by the trigger\'s request transform.'),
+    t.query_params ? h('pre', { class: 'request-headers' }, `query: ${JSON.stringify(t.query_params)}`) : null,
+    t.token_claims ? h('pre', { class: 'request-headers' }, `token claims: ${pretty(t.token_claims)}`) : null,
+    (r.transform_errors || []).map((e) => notice('error', `${text(e.field)}: ${text(e.message)}`)));
+}
+
 // The request as sent (or as a transform would send it).
 function requestView(r) {
   if (!r) return h('p', { class: 'muted' }, 'No request recorded.');
@@ -724,19 +734,23 @@ function eventScreen(root, id) {
           ...[['Status', badge(e.status)], ['Trigger', h('a', { href: `#/events?trigger=${encodeURIComponent(e.trigger_name || '')}` }, text(e.trigger_name))],
             ['Type', text(e.type)], ['Attempts', h('span', { id: 'attempt-count' }, String(attempts.length))],
             ['Due', when(e.ts)], ['Happened', when(e.event_ts)], ['Processed', when(e.processed_at)],
-            ['Source LSN', text(e.source_lsn)], ['Remark', h('span', { class: 'error-text', id: 'remark' }, text(e.remark))]]
+['Remark', h('span', { class: 'error-text', id: 'remark' }, text(e.remark))]]
             .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
         h('div', { class: 'actions' }, redeliver, cancel),
         links.length ? h('div', { class: 'links' }, links) : null),
       h('section', { class: 'card' }, h('h2', {}, 'Payload'),
         h('pre', { class: 'payload', id: 'payload' }, e.payload === null ? '(none stored)' : pretty(e.payload))),
-      h('section', { class: 'card' }, h('h2', {}, e.request && e.request.transformed ? 'Request as sent (transformed)' : 'Request as sent'),
-        e.request ? requestView(e.request) : h('p', { class: 'muted' }, 'Its trigger no longer exists.')),
+      h('section', { class: 'card' }, h('h2', {}, 'Request as sent'),
+        e.request ? requestView(e.request.transformed && e.request.transform ? e.request.transform : e.request)
+          : h('p', { class: 'muted' }, 'Its trigger no longer exists (or its payload could not be stored).'),
+        e.request && e.request.transformed ? transformNote(e.request) : null),
       h('section', { class: 'card' }, h('h2', {}, `Attempts (${attempts.length})`),
         attempts.length === 0 ? h('p', { class: 'muted' }, 'None yet.') : table(
           ['#', 'Time', 'Status', 'Duration', 'Error', 'Response body'],
-          attempts.map((a, i) => h('tr', { dataset: { attempt: String(a.attempt ?? i + 1) } },
-            h('td', {}, String(a.attempt ?? i + 1)), h('td', {}, when(a.invocation_time)),
+          // Numbered in order over every delivery (a redelivery's attempts
+          // count from 1 again in the database).
+          attempts.map((a, i) => h('tr', { dataset: { attempt: String(i + 1) } },
+            h('td', {}, String(i + 1)), h('td', {}, when(a.invocation_time)),
             h('td', {}, text(a.response_status_code ?? '—')),
             h('td', { class: 'num' }, a.duration_ms === undefined || a.duration_ms === null ? '' : `${a.duration_ms} ms`),
             h('td', { class: 'error-text' }, text(a.error_msg)),
