@@ -188,6 +188,18 @@ async function main() {
     await page.waitForSelector('table[data-test=attempts] tr[data-attempt="2"]', { timeout: WAIT });
     await shot(page, 'event-redelivered');
 
+    step = 'the transform is checked as typed and previewed against the latest event (not saved)';
+    await page.goto(`${URL_BASE}/console/#/triggers/edit/items-hook`);
+    await page.waitForSelector('#f-transform', { timeout: WAIT });
+    check(await page.inputValue('.header-row .h-value') === '********', 'a stored header value is not masked');
+    await page.fill('#f-transform', '{"method": "PUT", "url": "{{$base_url}}/{{$body.data.doc.id}}"}');
+    await page.waitForSelector('#transform-check > *', { timeout: WAIT });
+    await page.click('#preview-button');
+    // Whatever the Kriti engine of this build says: the request it renders,
+    // or its error with a position.
+    await page.waitForSelector('#preview [data-test=request], #preview [data-test=parse-error]', { timeout: WAIT });
+    await shot(page, 'trigger-transform-preview');
+
     step = 'a row holding HTML shows its characters and runs nothing';
     sql(`INSERT INTO items (note) VALUES ('${XSS}')`);
     await page.goto(`${URL_BASE}/console/#/events?trigger=items-hook`);
@@ -247,6 +259,8 @@ async function main() {
       check(Date.now() - off < WAIT, 'disable did not reach the database');
       await page.waitForTimeout(200);
     }
+    await page.waitForSelector('[data-test="enable-items-hook"]:not(:checked)');
+    await shot(page, 'triggers-after');
 
     step = 'at a phone\'s width';
     const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
