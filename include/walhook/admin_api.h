@@ -145,9 +145,13 @@ std::optional<FieldError> ParseTriggerWrite(std::string_view body,
                                             std::optional<std::string_view> stored_row,
                                             std::string_view path_name, TriggerWrite* out);
 
-// The field a CHECK constraint of eventing.triggers guards
-// ("triggers_retries_check" → "retries"); "" when unknown.
-std::string ConstraintField(std::string_view constraint);
+// The field to name for a CHECK constraint of eventing.triggers that a
+// write broke, from the columns the constraint covers and those the write
+// gave: a constraint over type and another column (columns only for
+// DB_UPDATE) is about the other one, unless only type was written. "" when
+// the constraint covers no column.
+std::string ConstraintField(const std::vector<std::string>& constraint_columns,
+                            const std::vector<std::string>& written);
 
 // --- Validation without saving -------------------------------------------
 

@@ -770,17 +770,22 @@ std::optional<FieldError> ParseTriggerWrite(std::string_view body,
   return std::nullopt;
 }
 
-std::string ConstraintField(std::string_view constraint) {
-  static constexpr std::string_view kPrefixT = "triggers_";
-  static constexpr std::string_view kSuffix = "_check";
-  if (constraint == "triggers_pkey") return "name";
-  if (constraint.size() <= kPrefixT.size() + kSuffix.size() ||
-      constraint.substr(0, kPrefixT.size()) != kPrefixT ||
-      constraint.substr(constraint.size() - kSuffix.size()) != kSuffix) {
-    return "";
+std::string ConstraintField(const std::vector<std::string>& constraint_columns,
+                            const std::vector<std::string>& written) {
+  const auto was_written = [&](const std::string& c) {
+    return std::find(written.begin(), written.end(), c) != written.end();
+  };
+  // A constraint over type and another column is about the other one.
+  for (const std::string& c : constraint_columns) {
+    if (c != "type" && was_written(c)) return c;
   }
-  return std::string(
-      constraint.substr(kPrefixT.size(), constraint.size() - kPrefixT.size() - kSuffix.size()));
+  for (const std::string& c : constraint_columns) {
+    if (was_written(c)) return c;
+  }
+  for (const std::string& c : constraint_columns) {
+    if (c != "type") return c;
+  }
+  return constraint_columns.empty() ? "" : constraint_columns.front();
 }
 
 // --- Validation ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "walhook/admin_handler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -20,11 +21,12 @@ using Clock = std::chrono::steady_clock;
 
 // Each statement of the admin API runs at most this long.
 constexpr const char* kStatementTimeout = "10s";
-// A page of events reads ids in spans, from kFirstSpan doubling, until the
-// page is full or kPageBudget has passed: a rare filter over millions of
-// events answers quickly with a partial page and a cursor.
-constexpr int64_t kFirstSpan = 20000;
-constexpr auto kPageBudget = std::chrono::milliseconds(120);
+// A page of events reads ids in spans, from kFirstSpan doubling (within
+// what the time left allows), until the page is full or kPageBudget has
+// passed: a rare filter over millions of events answers quickly with a
+// partial page and a cursor.
+constexpr int64_t kFirstSpan = 5000;
+constexpr auto kPageBudget = std::chrono::milliseconds(100);
 constexpr int64_t kBulkChunk = 1000;
 constexpr size_t kMaxTables = 2000;
 constexpr size_t kMaxAttempts = 1000;
@@ -87,38 +89,44 @@ HttpResponse Err(int status, std::string message, std::string field = "") {
   return ErrorResponse(FieldError{status, std::move(field), std::move(message)});
 }
 
-// What a database error means for the client (SPEC §9). Never its text,
-// except the primary message of walhook's own SQL functions (`own`).
-HttpResponse DatabaseError(const std::exception& e, std::string_view op) {
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
-    const std::string state = sql->sqlstate();
-    const std::string cls = state.substr(0, 2);
-    if (state == "23514") {
-      const std::string field = ConstraintField(ConstraintName(e.what()));
-      return Err(400,
-                 field.empty() ? std::string("the database refused a value (a CHECK constraint)")
-                               : fmt::format("the database refused the value of {}", field),
-                 field);
-    }
-    if (state == "23502") return Err(400, "a required value is missing (NOT NULL)");
-    if (cls == "22" || cls == "54" || cls == "23") {
-      return Err(400, fmt::format("the database refused a value of this request (SQLSTATE {})",
-                                  Utf8Prefix(state, 5)));
-    }
-    if (state == "42501") {
-      return Err(403, "walhook's database role may not do this (permission denied)");
-    }
-    if (state == "57014") {
-      return Err(503, "the database did not answer in time; try again or narrow the request");
-    }
-    if (cls != "08" && cls != "53" && cls != "57" && !state.empty()) {
-      LogWarn("admin API: {}: SQLSTATE {}: {}", op, state, FirstLineOf(e.what()));
-      return Err(500, fmt::format("internal error (SQLSTATE {})", Utf8Prefix(state, 5)));
-    }
+// What an SQLSTATE means for the client (SPEC §9): never the error's text.
+HttpResponse StateError(const std::string& state, std::string_view what, std::string_view op) {
+  const std::string cls = state.substr(0, 2);
+  if (state == "23514") {
+    return Err(400, "the database refused a value (a CHECK constraint)");
   }
-  LogWarn("admin API: {}: {}", op, FirstLineOf(e.what()));
+  if (state == "23502") return Err(400, "a required value is missing (NOT NULL)");
+  if (cls == "22" || cls == "54" || cls == "23") {
+    return Err(400, fmt::format("the database refused a value of this request (SQLSTATE {})",
+                                Utf8Prefix(state, 5)));
+  }
+  if (state == "42501") {
+    return Err(403, "walhook's database role may not do this (permission denied)");
+  }
+  if (state == "57014") {
+    return Err(503, "the database did not answer in time; try again or narrow the request");
+  }
+  if (cls != "08" && cls != "53" && cls != "57" && !state.empty()) {
+    LogWarn("admin API: {}: SQLSTATE {}: {}", op, state, FirstLineOf(what));
+    return Err(500, fmt::format("internal error (SQLSTATE {})", Utf8Prefix(state, 5)));
+  }
+  LogWarn("admin API: {}: {}", op, FirstLineOf(what));
   return Err(503, "the database is not available; try again");
 }
+
+HttpResponse DatabaseError(const std::exception& e, std::string_view op) {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    return StateError(sql->sqlstate(), e.what(), op);
+  }
+  return StateError("", e.what(), op);
+}
+
+// A write the database refused, kept until its transaction is gone.
+struct WriteFailure {
+  std::string state;
+  std::string constraint;
+  std::string what;
+};
 
 }  // namespace
 
@@ -236,20 +244,49 @@ struct AdminHandler::Impl {
     return out;
   }
 
-  // A write refused by the database, told in the client's terms.
-  static std::optional<HttpResponse> WriteError(const std::exception& e, const TriggerWrite& w,
-                                                const std::string& name) {
-    const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-    if (sql == nullptr) return std::nullopt;
-    if (sql->sqlstate() == "23505") {
+  // A write refused by the database, told in the client's terms: a CHECK
+  // names the column it guards (read from the catalog: constraints over
+  // two columns have made-up names).
+  HttpResponse WriteError(pqxx::connection& c, const WriteFailure& f, const TriggerWrite& w,
+                          const std::string& name) {
+    if (f.state == "23505") {
       return Err(409, fmt::format("a trigger named \"{}\" exists", Utf8Prefix(name, 200)), "name");
     }
-    if (sql->sqlstate() == "42703") {
-      // A member this database has no column for yet (an older schema).
-      for (const std::string& col : w.columns) {
-        if (std::string_view(e.what()).find("\"" + col + "\"") != std::string_view::npos) {
-          return Err(400, fmt::format("this database's triggers have no column {}", col), col);
-        }
+    if (f.state == "23514" && !f.constraint.empty()) {
+      pqxx::nontransaction tx(c);
+      const auto rows = tx.exec_params(
+          fmt::format("SELECT a.attname FROM pg_constraint k JOIN pg_attribute a "
+                      "ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
+                      "WHERE k.conrelid = '{}.triggers'::regclass AND k.conname = $1 "
+                      "ORDER BY a.attnum",
+                      S(c)),
+          f.constraint);
+      std::vector<std::string> columns;
+      for (const auto& r : rows) columns.push_back(r[0].as<std::string>());
+      const std::string field = ConstraintField(columns, w.columns);
+      if (!field.empty()) {
+        return Err(400,
+                   fmt::format("the database refused the value of {} (constraint {})", field,
+                               Utf8Prefix(f.constraint, 100)),
+                   field);
+      }
+    }
+    return StateError(f.state, f.what, "trigger write");
+  }
+
+  // A member this database has no column for yet (request_transform
+  // before its migration): 400 naming it.
+  std::optional<HttpResponse> MissingColumn(pqxx::transaction_base& tx, pqxx::connection& c,
+                                            const TriggerWrite& w) {
+    const auto rows = tx.exec(
+        fmt::format("SELECT attname FROM pg_attribute WHERE attrelid = '{}.triggers'::regclass "
+                    "AND attnum > 0 AND NOT attisdropped",
+                    S(c)));
+    std::vector<std::string> have;
+    for (const auto& r : rows) have.push_back(r[0].as<std::string>());
+    for (const std::string& col : w.columns) {
+      if (std::find(have.begin(), have.end(), col) == have.end()) {
+        return Err(400, fmt::format("this database's triggers have no column {} yet", col), col);
       }
     }
     return std::nullopt;
@@ -262,25 +299,29 @@ struct AdminHandler::Impl {
     ParseJson(w.json, &doc);
     const std::string name(doc["name"].GetString(), doc["name"].GetStringLength());
     Lease c(*this);
+    std::optional<WriteFailure> failed;
     try {
       pqxx::work tx(*c);
+      if (auto missing = MissingColumn(tx, *c, w)) return *missing;
       tx.exec_params(fmt::format("INSERT INTO {0}.triggers ({1}) SELECT {2} FROM "
                                  "jsonb_populate_record(NULL::{0}.triggers, $1::jsonb) r",
                                  S(*c), Columns(*c, w, false), Values(*c, w)),
                      w.json);
       tx.commit();
-    } catch (const std::exception& e) {
-      if (auto r = WriteError(e, w, name)) return *r;
-      throw;
+    } catch (const pqxx::sql_error& e) {
+      failed = WriteFailure{e.sqlstate(), ConstraintName(e.what()), e.what()};
     }
+    if (failed) return WriteError(*c, *failed, w, name);
     return OneTrigger(*c, name, 201);
   }
 
   HttpResponse UpdateTrigger(const std::string& name, const HttpRequest& req) {
     Lease c(*this);
     TriggerWrite w;
+    std::optional<WriteFailure> failed;
     {
       pqxx::work tx(*c);
+      // Locked: the write keeps what the masked values stood for.
       const auto stored = tx.exec_params(
           fmt::format("SELECT to_jsonb(t)::text FROM {}.triggers t WHERE t.name = $1 FOR UPDATE",
                       S(*c)),
@@ -289,6 +330,7 @@ struct AdminHandler::Impl {
       if (auto e = ParseTriggerWrite(req.body, stored[0][0].as<std::string>(), name, &w)) {
         return ErrorResponse(*e);
       }
+      if (auto missing = MissingColumn(tx, *c, w)) return *missing;
       try {
         tx.exec_params(fmt::format("UPDATE {0}.triggers t SET {1} FROM "
                                    "jsonb_populate_record(NULL::{0}.triggers, $1::jsonb) r "
@@ -296,11 +338,11 @@ struct AdminHandler::Impl {
                                    S(*c), Columns(*c, w, true)),
                        w.json, name);
         tx.commit();
-      } catch (const std::exception& e) {
-        if (auto r = WriteError(e, w, name)) return *r;
-        throw;
+      } catch (const pqxx::sql_error& e) {
+        failed = WriteFailure{e.sqlstate(), ConstraintName(e.what()), e.what()};
       }
     }
+    if (failed) return WriteError(*c, *failed, w, name);
     return OneTrigger(*c, name, 200);
   }
 
@@ -451,7 +493,16 @@ struct AdminHandler::Impl {
         params.push_back(std::move(value));
         where += fmt::format(fmt::runtime(text), params.size() + 3);
       };
-      if (f.trigger) add(" AND e.trigger_name = ${}", *f.trigger);
+      // The failed and staged events of a trigger have indexes of their
+      // own (event_logs_failed, event_logs_due). Otherwise the span of ids
+      // must be what is read: trigger_name is also the last column of the
+      // unique key, and a scan of that whole index grows with the table,
+      // span after span.
+      if (f.trigger) {
+        add(f.status == "failed" || f.status == "staged" ? " AND e.trigger_name = ${}"
+                                                         : " AND (e.trigger_name || '') = ${}",
+            *f.trigger);
+      }
       if (f.status) add(" AND e.status = ${}", *f.status);
       if (f.type) add(" AND e.type = ${}", *f.type);
       if (f.from_ms) {
@@ -464,14 +515,18 @@ struct AdminHandler::Impl {
           "SELECT {} FROM {}.event_logs e WHERE e.id < $1::int8 AND e.id >= $2::int8{} "
           "ORDER BY e.id DESC LIMIT $3::int8",
           SummaryColumns(), S(*c), where);
-      const auto deadline = Clock::now() + kPageBudget;
+      const auto start = Clock::now();
+      const auto deadline = start + kPageBudget;
       int64_t span = kFirstSpan;
       while (true) {
         const int64_t lo = std::max(min_id, hi - span);
+        const int64_t read_ids = std::max<int64_t>(hi - lo, 1);
         std::vector<std::string> args = {std::to_string(hi), std::to_string(lo),
                                          std::to_string(f.limit - page.size())};
         args.insert(args.end(), params.begin(), params.end());
+        const auto before_span = Clock::now();
         const auto rows = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(args));
+        const auto took = Clock::now() - before_span;
         for (const auto& r : rows) page.push_back(ReadSummary(r));
         if (page.size() >= f.limit) {
           next = page.back().id;
@@ -483,7 +538,14 @@ struct AdminHandler::Impl {
           next = hi;  // the next page starts below the span read
           break;
         }
-        span = std::min<int64_t>(span * 2, 1 << 22);
+        // Twice the span, but no more than what the time left should read
+        // at the pace of the last one (a span the server reads slowly, on
+        // a loaded machine, must not take the page past its budget).
+        const double per_id =
+            std::chrono::duration<double>(took).count() / static_cast<double>(read_ids);
+        const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+        const auto fits = static_cast<int64_t>(per_id > 0 ? 0.6 * left / per_id : 1e12);
+        span = std::clamp<int64_t>(std::min<int64_t>(span * 2, fits), 1000, 1 << 22);
       }
     }
     return JsonResponse(200, EventPageJson(page, next, f.limit));
@@ -751,15 +813,18 @@ struct AdminHandler::Impl {
     } catch (const std::exception& e) {
       if (MissingBackfills(e)) return NoBackfills();
       const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-      // The refusals backfill() raises for the caller (SPEC §10): its own
-      // words, one line.
-      if (sql != nullptr && (sql->sqlstate() == "P0001" || sql->sqlstate().substr(0, 2) == "22" ||
-                             sql->sqlstate() == "23505" || sql->sqlstate() == "55000")) {
-        const std::string message = PrimaryMessage(e.what());
-        const bool running = sql->sqlstate() == "23505" || sql->sqlstate() == "55000" ||
-                             message.find("already") != std::string::npos;
-        const bool about_condition = message.find("condition") != std::string::npos;
-        return Err(running ? 409 : 400, message, about_condition ? "condition" : "trigger");
+      // The refusals backfill() raises for the caller (SPEC §10, migration
+      // 018): its own words, one line. 23505: one is running already;
+      // 42601 and WH001: the condition; 42704, 42809 and the rest: the
+      // trigger (none, another type, no table_name, no primary key).
+      const std::string state = sql != nullptr ? sql->sqlstate() : "";
+      const bool refusal = state == "P0001" || state == "23505" || state == "42704" ||
+                           state == "42809" || state == "42601" || state == "WH001" ||
+                           state.substr(0, 2) == "22";
+      if (refusal) {
+        const bool condition = state == "42601" || state == "WH001";
+        return Err(state == "23505" ? 409 : 400, PrimaryMessage(e.what()),
+                   condition ? "condition" : "trigger");
       }
       throw;
     }

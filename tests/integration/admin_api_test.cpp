@@ -525,7 +525,8 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
              hook.Url("/fail") + "', 0)");
     std::this_thread::sleep_for(1500ms);
     for (int i = 0; i < 3; ++i) {
-      REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING"})").status == 200);
+      REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING", "payload": {}})").status ==
+              200);
     }
     REQUIRE(WaitFor(
         [&] {
@@ -544,7 +545,7 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
     const std::string max_id = Str(count.json["max_id"]);
     CHECK(max_id == LastEventId(db, "failing"));
     // One more fails after the count: the action leaves it alone.
-    REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING"})").status == 200);
+    REQUIRE(Call("POST", "/v1/admin/queue", R"({"type": "FAILING", "payload": {}})").status == 200);
     REQUIRE(WaitFor(
         [&] {
           return QL(db,
@@ -664,8 +665,10 @@ TEST_CASE("admin api: the first events page over 1 M events in under 200 ms") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  // A million events of ten triggers, one of them rare, 1 % failed.
+  // A million events of ten triggers, one of them rare, 1 % failed (the
+  // status counters' triggers left out: they do not matter here).
   Exec(db,
+       "SET session_replication_role = replica;"
        "INSERT INTO eventing.event_logs (trigger_name, type, status, payload, ts, event_ts, "
        "attempts, processed_at) "
        "SELECT CASE WHEN i % 10000 = 0 THEN 'rare' ELSE 't' || (i % 9) END, 'DB_INSERT', "
@@ -673,8 +676,8 @@ TEST_CASE("admin api: the first events page over 1 M events in under 200 ms") {
        "json_build_object('db', 'app', 'schema', 'public', 'col', 'orders', 'doc', "
        "json_build_object('id', i, 'total', 12.50, 'note', repeat('x', 100))), "
        "now() - (1000000 - i) * interval '1 s', now() - (1000000 - i) * interval '1 s', 1, now() "
-       "FROM generate_series(1, 1000000) AS i;"
-       "VACUUM ANALYZE eventing.event_logs;");
+       "FROM generate_series(1, 1000000) AS i");
+  Exec(db, "VACUUM ANALYZE eventing.event_logs");
   REQUIRE(QL(db, "SELECT count(*) FROM eventing.event_logs") == 1000000);
   Receiver hook(kHookPort);
   auto walhook = StartApi(db);

@@ -322,11 +322,12 @@ TEST_CASE("admin: an update keeps masked header values and checks against the st
 }
 
 TEST_CASE("admin: constraint names to fields; primary messages") {
-  CHECK(ConstraintField("triggers_retries_check") == "retries");
-  CHECK(ConstraintField("triggers_retry_interval_ms_check") == "retry_interval_ms");
-  CHECK(ConstraintField("triggers_pkey") == "name");
-  CHECK(ConstraintField("other") == "");
-  CHECK(ConstraintField("triggers__check") == "");
+  using V = std::vector<std::string>;
+  CHECK(ConstraintField({"retries"}, {"name", "retries"}) == "retries");
+  CHECK(ConstraintField({"type", "columns"}, {"name", "type", "url", "columns"}) == "columns");
+  CHECK(ConstraintField({"type", "columns"}, {"type"}) == "type");
+  CHECK(ConstraintField({"type", "table_name"}, {"retries"}) == "table_name");
+  CHECK(ConstraintField(V{}, {"retries"}) == "");
   CHECK(PrimaryMessage("ERROR:  backfill: no trigger x\nCONTEXT: PL/pgSQL…\n") ==
         "backfill: no trigger x");
   CHECK(PrimaryMessage(std::string(1000, 'a')).size() == 300);
