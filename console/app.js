@@ -630,10 +630,11 @@ function eventsScreen(root, params) {
   let nextBefore = null; // the server's cursor to the older page
   const apiFilters = () => ({
     trigger: trigSel.value, status: statusSel.value, type: typeIn.value.trim(),
-    from: isoOf(fromIn.value), to: isoOf(toIn.value), limit: PAGE,
+    from: isoOf(fromIn.value), to: isoOf(toIn.value),
   });
   const render = () => {
-    replace(list, rows.length === 0 ? notice('info', 'No events.') : table(
+    const none = nextBefore === null ? 'No events.' : 'No events among the newest searched; Older → searches further back.';
+    replace(list, rows.length === 0 ? notice('info', none) : table(
       ['Id', 'Trigger', 'Type', 'Status', 'Attempts', 'Due', 'Remark'],
       rows.map((e) => h('tr', { dataset: { event: String(e.id) } },
         h('td', {}, h('a', { href: `#/events/${encodeURIComponent(e.id)}` }, text(e.id))),
@@ -644,11 +645,21 @@ function eventsScreen(root, params) {
     newest.disabled = before === null;
     pageInfo.textContent = before === null ? 'newest first' : `below id ${before}`;
   };
+  // The server reads a bounded span of ids per call, so a rare filter can
+  // answer a short (even empty) page with a cursor: follow it a few times
+  // to fill the page.
   const load = async () => {
     try {
-      const r = await api.events({ ...apiFilters(), before: before ?? '' });
-      rows = r.events || [];
-      nextBefore = r.next_before ?? null;
+      let got = [];
+      let next = before;
+      for (let calls = 0; calls < 10; calls++) {
+        const r = await api.events({ ...apiFilters(), limit: PAGE - got.length, before: next ?? '' });
+        got = got.concat(r.events || []);
+        next = r.next_before ?? null;
+        if (got.length >= PAGE || next === null) break;
+      }
+      rows = got;
+      nextBefore = next;
       clear(message);
       render();
     } catch (e) {
