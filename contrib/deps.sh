@@ -13,6 +13,9 @@ packages=(
   clang libclang-rt-14-dev
   # systemd-analyze, which checks contrib/walhook.service
   systemd
+  # the web console's browser test (tests/console): headless Chromium, driven
+  # by playwright-core (which contrib/test.sh installs from npm)
+  chromium
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, builds, runs every suite (unit,
-# integration against a throwaway Postgres it starts itself, and Space Cloud's
-# space-api npm client against the HTTP API), the unit suite
+# integration against a throwaway Postgres it starts itself, Space Cloud's
+# space-api npm client against the HTTP API, and the web console in headless
+# Chromium), the unit suite
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, the format check,
 # and each libFuzzer target for 20 s (clang).
 set -euo pipefail
@@ -25,6 +26,12 @@ fi
 if [ ! -f build/space-api/node_modules/space-api/package.json ]; then
   npm install --prefix build/space-api --no-audit --no-fund --no-save --loglevel=error \
     space-api@0.19.3 >/dev/null
+fi
+# playwright-core drives Debian's chromium in the console's browser test
+# (tests/console/console_test.mjs); it downloads no browser of its own.
+if [ ! -f build/console-test/node_modules/playwright-core/package.json ]; then
+  npm install --prefix build/console-test --no-audit --no-fund --no-save --loglevel=error \
+    playwright-core@1.64.1 >/dev/null
 fi
 
 # Unoptimized: instrumented -O2 builds took minutes; -O0 takes one.

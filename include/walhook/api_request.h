@@ -21,6 +21,7 @@ enum class ApiRoute {
   kHealthz,  // GET /healthz
   kMetrics,  // GET /metrics
   kQueue,    // POST /v1/api/{project}/eventing/queue
+  kConsole,  // /console and /console/… (any method: ConsoleResponse answers 405)
   kNone,     // anything else
 };
 

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "walhook/console.h"
 #include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
@@ -34,6 +35,7 @@ ApiRoute RouteOf(const HttpRequest& head) {
   if (head.path == "/healthz" && head.method == "GET") return ApiRoute::kHealthz;
   if (head.path == "/metrics" && head.method == "GET") return ApiRoute::kMetrics;
   if (QueueProject(head.path) && head.method == "POST") return ApiRoute::kQueue;
+  if (IsConsolePath(head.path)) return ApiRoute::kConsole;
   return ApiRoute::kNone;
 }
 
@@ -43,7 +45,8 @@ std::optional<HttpResponse> CheckApiHead(const HttpRequest& head, std::string_vi
   const std::string_view method = Utf8Prefix(head.method, 20);
   switch (RouteOf(head)) {
     case ApiRoute::kHealthz:
-    case ApiRoute::kMetrics: return std::nullopt;
+    case ApiRoute::kMetrics:
+    case ApiRoute::kConsole: return std::nullopt;  // static files, no data
     case ApiRoute::kQueue: break;
     case ApiRoute::kNone:
       if (head.path == "/healthz" || head.path == "/metrics" || QueueProject(head.path)) {

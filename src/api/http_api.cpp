@@ -13,6 +13,7 @@
 #include "walhook/admin_handler.h"
 #include "walhook/api_request.h"
 #include "walhook/chain.h"
+#include "walhook/console.h"
 #include "walhook/delivery.h"
 #include "walhook/errors.h"
 #include "walhook/event_batch.h"
@@ -189,6 +190,7 @@ struct HttpApi::Impl {
       case ApiRoute::kMetrics:
         return respond({200, GlobalMetrics().Render(), "text/plain; version=0.0.4"});
       case ApiRoute::kQueue: return Queue(request, std::move(respond));
+      case ApiRoute::kConsole: return respond(ConsoleResponse(request.method, request.path));
       case ApiRoute::kNone: return respond(HttpError(404, "no such path"));
     }
   }
