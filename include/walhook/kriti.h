@@ -43,10 +43,38 @@ struct Limits {
   size_t max_steps = 1u << 20;         // evaluation steps (range iterations included)
 };
 
+namespace internal {
+struct InputValues;
+}
+
+// The bindings read once, for the several templates of one event (url,
+// headers, query parameters, body, claims).
+// Thread-safety: immutable once bound; may be shared between threads.
+class Input {
+ public:
+  // Reads `in`. The error ("input: $body: not JSON (…) at byte N") is not a
+  // template's: it has no position.
+  static Result<Input> Bind(const Bindings& in);
+
+  Input(Input&&) noexcept;
+  Input& operator=(Input&&) noexcept;
+  ~Input();
+
+ private:
+  Input();
+  friend Result<std::string> Render(const Template&, const Input&, const Limits&);
+  std::unique_ptr<internal::InputValues> values_;
+};
+
 // Evaluates `t`. Mode kJson: the value's JSON text, where a value copied by
 // path keeps its JSON text exactly (12.50 stays 12.50). Mode kString: the
 // text. A missing path is null, not an error; a type error, an exceeded
 // limit and the like are errors "line L, column C: …".
+// Reads `in` (Input::Bind: its errors start with "input: ") and renders.
 Result<std::string> Render(const Template& t, const Bindings& in, const Limits& limits = {});
+
+// The same over inputs bound once: the way to render several templates for
+// one event without reading its body again.
+Result<std::string> Render(const Template& t, const Input& in, const Limits& limits = {});
 
 }  // namespace walhook::kriti
