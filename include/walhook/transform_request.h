@@ -29,7 +29,7 @@ struct RequestTransform {
 
   std::string method = "POST";
   std::shared_ptr<const kriti::Template> url;  // null: the trigger's url
-  // In the order written.
+  // In the order of the jsonb text (keys shorter first, then by bytes).
   std::vector<std::pair<std::string, std::shared_ptr<const kriti::Template>>> query_params;
   std::vector<std::pair<std::string, std::shared_ptr<const kriti::Template>>> headers;
   BodyKind body_kind = BodyKind::kStandard;

@@ -355,8 +355,8 @@ class Delivery::Dispatcher {
   // is in failed_now_).
   bool Send(HeldEvent event, const Target& target) {
     const int64_t now_ms = EpochMs();
-    std::string body = BuildCloudEvent(event.id, event.type, owner_.cfg_.node_id, event.ts_ms,
-                                       event.payload);
+    std::string body =
+        BuildCloudEvent(event.id, event.type, owner_.cfg_.node_id, event.ts_ms, event.payload);
     // SPEC §11: the request shaped by the trigger's transform, as it is now
     // (also for a retry); one that does not evaluate fails the event at once.
     std::optional<ShapedRequest> shaped;
@@ -441,11 +441,13 @@ class Delivery::Dispatcher {
       // POSTFIELDS makes it a POST again after a GET on this handle.
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method == "POST" ? nullptr : shaped->method.c_str());
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                       method == "POST" ? nullptr : shaped->method.c_str());
     } else {
       // GET and DELETE without a body (SPEC §11).
       curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method == "GET" ? nullptr : shaped->method.c_str());
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                       method == "GET" ? nullptr : shaped->method.c_str());
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
@@ -464,8 +466,7 @@ class Delivery::Dispatcher {
   static bool SameHeader(std::string_view line, const std::vector<std::string>& shaped) {
     const std::string_view name = line.substr(0, line.find(':'));
     for (const std::string& h : shaped) {
-      if (h.size() > name.size() && h[name.size()] == ':' &&
-          StartsWithNoCase(h, ToLower(name))) {
+      if (h.size() > name.size() && h[name.size()] == ':' && StartsWithNoCase(h, ToLower(name))) {
         return true;
       }
     }

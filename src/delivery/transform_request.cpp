@@ -193,7 +193,7 @@ Result<std::shared_ptr<const RequestTransform>> ParseRequestTransform(
     }
     if (!doc.IsObject()) return Status::Error("request_transform: not a JSON object");
     for (const auto& m : doc.GetObject()) {
-      static constexpr std::string_view kKnown[] = {"method", "url",  "query_params",
+      static constexpr std::string_view kKnown[] = {"method",  "url",  "query_params",
                                                     "headers", "body", "content_type"};
       if (std::find(std::begin(kKnown), std::end(kKnown), Text(m.name)) == std::end(kKnown)) {
         return Status::Error(fmt::format(
@@ -473,7 +473,10 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
                                    std::string_view base_url) {
   ShapedRequest out;
   out.method = t.method;
-  const kriti::Bindings in{standard_body, base_url};
+  // The body is read once for all the templates of this event.
+  auto input = kriti::Input::Bind(kriti::Bindings{standard_body, base_url});
+  if (!input.ok()) return Status::Error("transform: " + input.error());
+  const kriti::Input& in = *input;
   auto render = [&](const kriti::Template& tmpl, std::string_view what,
                     std::string* text) -> Status {
     auto r = kriti::Render(tmpl, in);
@@ -535,7 +538,12 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
   // Body.
   switch (t.body_kind) {
     case RequestTransform::BodyKind::kStandard:
-      out.body = std::string(standard_body);
+      // GET and DELETE send no body unless the template gives one.
+      if (t.method == "GET" || t.method == "DELETE") {
+        out.has_body = false;
+      } else {
+        out.body = std::string(standard_body);
+      }
       break;
     case RequestTransform::BodyKind::kNone: out.has_body = false; break;
     case RequestTransform::BodyKind::kTemplate: {
@@ -568,8 +576,8 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
             if (!out.body.empty()) out.body += '&';
             out.body += EscapeForm(StringText(m.key));
             out.body += '=';
-            out.body += EscapeForm(m.value.front() == '"' ? StringText(m.value)
-                                                          : std::string(m.value));
+            out.body +=
+                EscapeForm(m.value.front() == '"' ? StringText(m.value) : std::string(m.value));
           }
           break;
         }

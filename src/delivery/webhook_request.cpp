@@ -109,8 +109,7 @@ Result<WebhookSigner> WebhookSigner::MakeRaw(std::string_view key) {
                                OSSL_PARAM_construct_end()};
   // An empty key is a valid HMAC key; OpenSSL wants a pointer all the same.
   static const unsigned char kNoKey = 0;
-  const auto* bytes =
-      key.empty() ? &kNoKey : reinterpret_cast<const unsigned char*>(key.data());
+  const auto* bytes = key.empty() ? &kNoKey : reinterpret_cast<const unsigned char*>(key.data());
   if (!ctx || EVP_MAC_init(ctx.get(), bytes, key.size(), params) != 1) {
     return Status::Error("HMAC-SHA256 is not available");
   }
@@ -138,7 +137,8 @@ Result<std::string> WebhookSigner::Sign(std::string_view msg_id, int64_t timesta
 Result<std::string> WebhookSigner::Mac(std::initializer_list<std::string_view> parts) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   size_t mac_len = 0;
-  if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1) return Status::Error("HMAC-SHA256 failed");
+  if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1)
+    return Status::Error("HMAC-SHA256 failed");
   for (const std::string_view part : parts) {
     if (EVP_MAC_update(ctx_.get(), reinterpret_cast<const unsigned char*>(part.data()),
                        part.size()) != 1) {

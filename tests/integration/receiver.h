@@ -33,7 +33,7 @@ struct Arrival {
                                                       // the server (valid if answered)
   bool answered = false;  // false while the policy's delay or hang lasts
   std::string method;
-  std::string path;                                          // without the query string
+  std::string path;   // without the query string
   std::string query;  // the query string as sent, without "?"; "" when none
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
   std::string body;

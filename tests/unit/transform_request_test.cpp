@@ -31,7 +31,8 @@ ShapedRequest Shaped(const std::string& transform, const std::optional<std::stri
   return *s;
 }
 
-std::string ShapeError(const std::string& transform, const std::optional<std::string>& claims = {}) {
+std::string ShapeError(const std::string& transform,
+                       const std::optional<std::string>& claims = {}) {
   auto t = Parsed(transform, claims);
   auto s = ShapeRequest(*t, kBody, kBaseUrl);
   INFO(transform);
@@ -111,6 +112,10 @@ TEST_CASE("transform: GET and DELETE send no body unless the template gives one"
   CHECK(get.content_type.empty());
   const ShapedRequest del = Shaped(R"({"method": "DELETE", "body": null})");
   CHECK_FALSE(del.has_body);
+  // Without a body member too: the standard body is not sent.
+  CHECK_FALSE(Shaped(R"({"method": "GET"})").has_body);
+  CHECK_FALSE(Shaped(R"({"method": "DELETE"})").has_body);
+  CHECK(Shaped(R"({"method": "PATCH"})").body == kBody);
   const ShapedRequest with = Shaped(R"({"method": "DELETE", "body": "{\"id\": 1}"})");
   CHECK(with.has_body);
   CHECK(Contains(with.body, "\"id\""));
@@ -124,8 +129,8 @@ TEST_CASE("transform: a form body is the object's members urlencoded") {
           "body": "{\"name\": {{$body.data.doc.name}}, \"price\": {{$body.data.doc.price}}, \"gone\": null, \"tags\": {{$body.data.doc.tags}}}"})");
   CHECK(s.content_type == "application/x-www-form-urlencoded");
   CHECK(s.body == "name=Caf%C3%A9+%26+Bar&price=12.50&tags=%5B%22a%22%2C%22b%22%5D");
-  const std::string e = ShapeError(
-      R"({"content_type": "application/x-www-form-urlencoded", "body": "[1, 2]"})");
+  const std::string e =
+      ShapeError(R"({"content_type": "application/x-www-form-urlencoded", "body": "[1, 2]"})");
   CHECK(e.rfind("transform: body: ", 0) == 0);
 }
 
@@ -145,7 +150,8 @@ TEST_CASE("transform: headers the transform sets cannot be walhook's own") {
     CHECK(e.rfind("request_transform.headers: \"" + name + "\" is set by walhook", 0) == 0);
   }
   CHECK(Contains(ParseError(R"({"headers": {"Bad Name": "x"}})"), "not a valid header name"));
-  CHECK(Contains(ParseError(R"({"headers": {"X-A": 1}})"), "request_transform.headers.X-A: not a string"));
+  CHECK(Contains(ParseError(R"({"headers": {"X-A": 1}})"),
+                 "request_transform.headers.X-A: not a string"));
 }
 
 TEST_CASE("transform: a header value with a line break fails the event") {
