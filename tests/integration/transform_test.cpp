@@ -239,6 +239,9 @@ TEST_CASE("transform: a PUT with a templated URL, query, headers, body and token
   rapidjson::Document body;
   body.Parse(a.body.c_str());
   REQUIRE_FALSE(body.HasParseError());
+  REQUIRE(body.IsObject());
+  REQUIRE((body.HasMember("objectID") && body["objectID"].IsInt()));
+  REQUIRE((body.HasMember("name") && body["name"].IsString()));
   CHECK(body["objectID"].GetInt() == 7);
   CHECK(std::string(body["name"].GetString()) == "Café & Bar");
 
@@ -266,6 +269,11 @@ TEST_CASE("transform: a PUT with a templated URL, query, headers, body and token
   c.Parse(claims_text.c_str());
   REQUIRE_FALSE(c.HasParseError());
   CAPTURE(claims_text);
+  REQUIRE(c.IsObject());
+  for (const char* name : {"table", "row", "role", "id"}) {
+    REQUIRE_MESSAGE((c.HasMember(name) && c[name].IsString()), name);
+  }
+  REQUIRE((c.HasMember("exp") && c["exp"].IsInt64() && c.HasMember("iat") && c["iat"].IsInt64()));
   CHECK(std::string(c["table"].GetString()) == "items");
   CHECK(std::string(c["row"].GetString()) == "7");
   CHECK(std::string(c["role"].GetString()) == "SpaceCloud");
