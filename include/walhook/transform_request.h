@@ -76,6 +76,13 @@ class TransformCache {
   size_t parses_ = 0;
 };
 
+// Bounds on what a transform renders for one event (the body has the
+// engine's, kriti::Limits): a header value, the URL with its query, and the
+// token's claims (the token must stay under kMaxTokenBytes).
+inline constexpr size_t kMaxHeaderValue = 8192;
+inline constexpr size_t kMaxUrl = 65536;
+inline constexpr size_t kMaxClaims = 4096;
+
 // The request for one event.
 struct ShapedRequest {
   std::string method;  // "POST", "PUT", "PATCH", "DELETE", "GET"
@@ -95,7 +102,8 @@ struct ShapedRequest {
 // `$base_url`. An error is the event's remark, "transform: <member>: …": a
 // template that does not evaluate, a URL that does not parse or is not
 // http/https, a header value with a line break, a form body that is not an
-// object, claims that are not an object.
+// object, claims that are not an object, a header value, URL or claims
+// longer than the bounds above.
 Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view standard_body,
                                    std::string_view base_url);
 

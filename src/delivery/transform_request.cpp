@@ -511,6 +511,9 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
     }
     out.url += fragment;
   }
+  if (out.url.size() > kMaxUrl) {
+    return Status::Error(Failed("url", fmt::format("longer than {} bytes", kMaxUrl)));
+  }
   if (Status st = CheckHttpUrl(out.url); !st.ok()) {
     return Status::Error(
         Failed("url", fmt::format("\"{}\" is not sent: {}", Shown(out.url), st.message())));
@@ -523,6 +526,10 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
     if (Status st = render(*tmpl, "headers." + name, &value); !st.ok()) return st;
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       return Status::Error(Failed("headers." + name, "the value holds a line break or a NUL byte"));
+    }
+    if (value.size() > kMaxHeaderValue) {
+      return Status::Error(
+          Failed("headers." + name, fmt::format("longer than {} bytes", kMaxHeaderValue)));
     }
     // Replaces an earlier one of the same name (headers are case-insensitive).
     out.headers.erase(std::remove_if(out.headers.begin(), out.headers.end(),
@@ -606,6 +613,9 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
     const size_t start = SkipSpace(claims, 0);
     if (start >= claims.size() || claims[start] != '{') {
       return Status::Error(Failed("token_claims", "does not render to an object"));
+    }
+    if (claims.size() > kMaxClaims) {
+      return Status::Error(Failed("token_claims", fmt::format("longer than {} bytes", kMaxClaims)));
     }
     out.claims = std::move(claims);
   }

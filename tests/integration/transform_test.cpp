@@ -5,6 +5,8 @@
 // after each hostile one walhook is alive, /healthz answers and another
 // trigger's event is still delivered. Ports 41100-41199.
 
+#include <signal.h>
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <rapidjson/document.h>
@@ -512,6 +514,44 @@ TEST_CASE("transform: a changed transform applies to a waiting retry") {
   CHECK(got[1].body == "5");
   CHECK(got[1].Header("webhook-id") == got[0].Header("webhook-id"));
   CheckStillServing(*env.walhook, env.api_port, env.db, *env.hook, 1);
+}
+
+// `walhook sink` answered only POST: a transformed request's PUT, PATCH,
+// DELETE or GET got 404 there.
+TEST_CASE("transform: walhook sink takes and prints every method, with its query and body") {
+  const std::string port = "41160";
+  Process sink({WalhookBinary(), "sink", "--listen", "127.0.0.1:" + port});
+  REQUIRE(WaitFor([&] { return sink.Output().find("listening") != std::string::npos; }, 5s));
+  httplib::Client c("127.0.0.1", std::stoi(port));
+  c.set_connection_timeout(2);
+  c.set_read_timeout(2);
+  const auto put = c.Put("/docs/7?primaryKey=id", R"({"objectID":7})", "application/json");
+  REQUIRE(put);
+  CHECK(put->status == 200);
+  const auto patch = c.Patch("/docs/8", "a=1", "application/x-www-form-urlencoded");
+  REQUIRE(patch);
+  CHECK(patch->status == 200);
+  const auto del = c.Delete("/docs/9");
+  REQUIRE(del);
+  CHECK(del->status == 200);
+  const auto get = c.Get("/docs?id=10");
+  REQUIRE(get);
+  CHECK(get->status == 200);
+  const auto post = c.Post("/plain?x=1", "{}", "application/json");
+  REQUIRE(post);
+  CHECK(post->status == 200);
+  REQUIRE(
+      WaitFor([&] { return sink.Output().find("200 POST /plain?x=1") != std::string::npos; }, 5s));
+  const std::string out = sink.Output();
+  CAPTURE(out);
+  CHECK(out.find("200 PUT /docs/7?primaryKey=id") != std::string::npos);
+  CHECK(out.find(R"({"objectID":7})") != std::string::npos);
+  CHECK(out.find("200 PATCH /docs/8") != std::string::npos);
+  CHECK(out.find("a=1") != std::string::npos);
+  CHECK(out.find("200 DELETE /docs/9") != std::string::npos);
+  CHECK(out.find("200 GET /docs?id=10") != std::string::npos);
+  sink.Signal(SIGTERM);
+  CHECK(sink.Wait(5s) == 0);
 }
 
 TEST_CASE("sql: request_transform and token_claims hold what SPEC §11 allows") {

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+
 #include "walhook/webhook_request.h"
 
 namespace walhook {
@@ -159,6 +161,24 @@ TEST_CASE("transform: a header value with a line break fails the event") {
   CHECK(e == "transform: headers.X-A: the value holds a line break or a NUL byte");
 }
 
+TEST_CASE("transform: what one event renders is bounded") {
+  const std::string body =
+      BuildCloudEvent(1, "DB_INSERT", "n", 0, R"({"big":")" + std::string(70000, 'x') + R"("})");
+  auto error = [&](const std::string& transform, const std::optional<std::string>& claims) {
+    auto t = Parsed(transform, claims);
+    auto s = ShapeRequest(*t, body, kBaseUrl);
+    return s.ok() ? std::string("ok") : s.error();
+  };
+  CHECK(error(R"({"headers": {"X-A": "{{$body.data.big}}"}})", std::nullopt) ==
+        "transform: headers.X-A: longer than 8192 bytes");
+  CHECK(error(R"({"url": "http://h/{{$body.data.big}}"})", std::nullopt) ==
+        "transform: url: longer than 65536 bytes");
+  CHECK(error("{}", R"({"a": "{{$body.data.big}}"})") ==
+        "transform: token_claims: longer than 4096 bytes");
+  // Under the bounds: sent.
+  CHECK(error(R"({"headers": {"X-A": "{{$body.id}}"}})", std::nullopt) == "ok");
+}
+
 TEST_CASE("transform: a URL that does not parse or is not http(s) fails the event") {
   CHECK(ShapeError(R"({"url": "ftp://h.example/x"})").rfind("transform: url: ", 0) == 0);
   CHECK(Contains(ShapeError(R"({"url": "file:///etc/passwd"})"), "not an http or https URL"));
@@ -280,6 +300,43 @@ TEST_CASE("transform: the cache parses a trigger's transform once per version") 
   CHECK(cache.parses() == 4);
   cache.Get("b", R"({"method": "HEAD"})", std::nullopt);
   CHECK(cache.parses() == 5);
+}
+
+}  // namespace
+}  // namespace walhook
+
+namespace walhook {
+namespace {
+
+// A figure, not a limit (SPEC §11: a transform costs at most a few
+// microseconds per event): what shaping one request with the delivery
+// benchmark's 10-path transform costs here, beside building the standard body.
+TEST_CASE("transform: the cost of shaping one request with a 10-path transform") {
+  const std::string payload =
+      R"({"db":"postgres","schema":"public","col":"bench","doc":{"id":1234567,"label":"row 1234567",)"
+      R"("amount":1543208.75,"at":"2026-01-01 00:00:00.123456+00"},"find":{"id":1234567}})";
+  auto t = ParseRequestTransform(
+      R"({"method": "PUT", "body": "{\"objectID\": {{$body.data.doc.id}}, \"label\": {{$body.data.doc.label}}, \"amount\": {{$body.data.doc.amount}}, \"at\": {{$body.data.doc.at}}, \"table\": {{$body.data.col}}, \"schema\": {{$body.data.schema}}, \"db\": {{$body.data.db}}, \"type\": {{$body.type}}, \"event\": {{$body.id}}, \"key\": {{$body.data.find.id}}}"})",
+      std::nullopt);
+  REQUIRE(t.ok());
+  constexpr int kRounds = 20000;
+  size_t bytes = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) {
+    bytes += BuildCloudEvent(i, "DB_INSERT", "node", 1795860000123, payload).size();
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string body = BuildCloudEvent(i, "DB_INSERT", "node", 1795860000123, payload);
+    auto s = ShapeRequest(**t, body, "http://127.0.0.1/hook");
+    REQUIRE(s.ok());
+    bytes += s->body.size();
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  auto us = [](auto d) { return std::chrono::duration<double, std::micro>(d).count() / kRounds; };
+  MESSAGE("standard body " << us(t1 - t0) << " us/event; with the 10-path transform " << us(t2 - t1)
+                           << " us/event (" << bytes << " bytes)");
+  CHECK(bytes > 0);
 }
 
 }  // namespace
