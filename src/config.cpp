@@ -114,6 +114,12 @@ const std::vector<FlagSpec>& Specs() {
       {"status", false, false, {"sink"}, "CODE", "the failing answer's status (default 500)"},
       {"delay-ms", false, false, {"sink"}, "N", "wait this long before each answer"},
       {"ttl", false, false, {"token"}, "DURATION", "the token's lifetime (default 1h)"},
+      {"string",
+       false,
+       true,
+       {"render"},
+       "",
+       "the template is a string template (a url, header or query parameter value)"},
   };
   return kSpecs;
 }
@@ -121,6 +127,7 @@ const std::vector<FlagSpec>& Specs() {
 struct CommandSpec {
   std::string_view name;
   std::string_view help;
+  std::string_view args = {};  // positional arguments, for usage
 };
 
 constexpr CommandSpec kCommands[] = {
@@ -130,6 +137,9 @@ constexpr CommandSpec kCommands[] = {
     {"drop", "remove the replication slot (--schema-too: and the schema)"},
     {"sink", "a webhook receiver for trying things out: one line per delivery"},
     {"token", "print a JWT signed with the project secret, for the queue API"},
+    {"render",
+     "render a Kriti template with a JSON document (stdin without JSON_FILE) bound to $ and $body",
+     " TEMPLATE_FILE [JSON_FILE]"},
 };
 
 const CommandSpec* FindCommand(std::string_view name) {
@@ -225,9 +235,9 @@ std::optional<std::string> CommandUsage(std::string_view command) {
   const CommandSpec* c = FindCommand(command);
   if (c == nullptr) return std::nullopt;
   std::string out = fmt::format(
-      "usage: walhook {} [flags]\n{}\nflags (each also read from "
+      "usage: walhook {}{} [flags]\n{}\nflags (each also read from "
       "WALHOOK_<FLAG>, e.g. --log-format: WALHOOK_LOG_FORMAT):\n",
-      c->name, c->help);
+      c->name, c->args, c->help);
   for (const FlagSpec& f : Specs()) {
     if (!TakesFlag(f, command)) continue;
     const std::string left = fmt::format("--{} {}", f.name, f.arg);
@@ -243,13 +253,17 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
   cfg.command = args[0];
   if (FindCommand(cfg.command) == nullptr) {
     return Status::Error(fmt::format(
-        "unknown command \"{}\" (run, init, status, drop, sink or token)", cfg.command));
+        "unknown command \"{}\" (run, init, status, drop, sink, token or render)", cfg.command));
   }
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, bool> from_cli;
   for (size_t i = 1; i < args.size(); ++i) {
     std::string arg = args[i];
     if (arg.rfind("--", 0) != 0) {
+      if (cfg.command == "render" && cfg.args.size() < 2) {
+        cfg.args.push_back(arg);
+        continue;
+      }
       return Status::Error(fmt::format("unexpected argument \"{}\"", arg));
     }
     arg = arg.substr(2);
@@ -356,6 +370,11 @@ Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup
     }
   }
 
+  if (cfg.command == "render") {
+    if (cfg.args.empty()) return Status::Error("render: needs TEMPLATE_FILE [JSON_FILE]");
+    cfg.render_string = get("string").value_or("false") == "true";
+    return cfg;
+  }
   if (cfg.command == "sink") {
     if (Status st = read_secret(false); !st.ok()) return st;
     if (Status st = signing_secret(); !st.ok()) return st;

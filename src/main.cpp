@@ -6,13 +6,18 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 
 #include <pqxx/pqxx>
 
 #include "walhook/bridge.h"
 #include "walhook/config.h"
 #include "walhook/errors.h"
+#include "walhook/json.h"
+#include "walhook/kriti.h"
 #include "walhook/log.h"
 #include "walhook/sink.h"
 #include "walhook/store.h"
@@ -100,6 +105,62 @@ int Drop(const Config& cfg) {
   return kExitOk;
 }
 
+// `walhook render TEMPLATE_FILE [JSON_FILE]` (SPEC §11): the result as JSON
+// on stdout, exit 0; a template that does not parse or evaluate, or input
+// that is not JSON: one line on stderr, exit 1.
+int Render(const Config& cfg) {
+  auto read = [](const std::string& path, std::string* out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *out = ss.str();
+    return true;
+  };
+  const std::string& template_file = cfg.args[0];
+  std::string text;
+  if (!read(template_file, &text)) {
+    std::fprintf(stderr, "walhook render: cannot read %s\n", template_file.c_str());
+    return kExitSetup;
+  }
+  std::string json;
+  const std::string json_name = cfg.args.size() > 1 ? cfg.args[1] : "stdin";
+  if (cfg.args.size() > 1) {
+    if (!read(cfg.args[1], &json)) {
+      std::fprintf(stderr, "walhook render: cannot read %s\n", json_name.c_str());
+      return kExitSetup;
+    }
+  } else {
+    json.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  const kriti::Mode mode = cfg.render_string ? kriti::Mode::kString : kriti::Mode::kJson;
+  auto t = kriti::Parse(text, mode);
+  if (!t.ok()) {
+    std::fprintf(stderr, "%s: %s\n", template_file.c_str(), t.error().c_str());
+    return kExitSetup;
+  }
+  auto input = kriti::Input::Bind(kriti::Bindings{json, ""});
+  if (!input.ok()) {
+    std::fprintf(stderr, "%s: %s\n", json_name.c_str(), input.error().c_str());
+    return kExitSetup;
+  }
+  auto out = kriti::Render(**t, *input);
+  if (!out.ok()) {
+    std::fprintf(stderr, "%s: %s\n", template_file.c_str(), out.error().c_str());
+    return kExitSetup;
+  }
+  if (mode == kriti::Mode::kString) {
+    // A string template's text, printed as a JSON string.
+    JsonBuffer buf;
+    JsonWriter w(buf);
+    w.String(out->data(), static_cast<rapidjson::SizeType>(out->size()));
+    fmt::print("{}\n", buf.GetString());
+  } else {
+    fmt::print("{}\n", *out);
+  }
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
@@ -152,6 +213,7 @@ int Main(int argc, char** argv) {
       return kExitOk;
     }
     if (cfg->command == "drop") return Drop(*cfg);
+    if (cfg->command == "render") return Render(*cfg);
   } catch (const FatalError& e) {
     LogError("{}", e.what());
     return e.exit_code();

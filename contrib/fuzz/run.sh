@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decoder condition queue_request response message http_request)
+[ ${#targets[@]} -gt 0 ] || targets=(decoder condition queue_request response message http_request kriti)
 
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dintegration=false \

@@ -16,7 +16,9 @@
 namespace walhook {
 
 struct Config {
-  std::string command;  // run | init | status | drop | sink | token
+  std::string command;            // run | init | status | drop | sink | token | render
+  std::vector<std::string> args;  // render: TEMPLATE_FILE [JSON_FILE]
+  bool render_string = false;     // render --string: a string template
   std::string source;
   std::string eventing_db;  // defaults to source
   std::string slot = "walhook";

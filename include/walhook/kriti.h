@@ -31,8 +31,10 @@ class Template;  // a parsed template; defined in src/transform/
 // characters).
 Result<std::shared_ptr<const Template>> Parse(std::string_view text, Mode mode);
 
-// What a template is evaluated against. The JSON texts must be valid JSON
-// (walhook's own, or read with ParseJson).
+// What a template is evaluated against. body_json is read through json.h's
+// CheckJson (nested at most 512 levels, valid UTF-8): other text is an
+// "input: …" error, not undefined behaviour. `$session_variables` is always
+// null (walhook has no sessions); any other unknown name is a parse error.
 struct Bindings {
   std::string_view body_json;  // bound to `$body`, and to `$` as well
   std::string_view base_url;   // bound to `$base_url` (a string); empty: unbound
@@ -68,8 +70,9 @@ class Input {
 
 // Evaluates `t`. Mode kJson: the value's JSON text, where a value copied by
 // path keeps its JSON text exactly (12.50 stays 12.50). Mode kString: the
-// text. A missing path is null, not an error; a type error, an exceeded
-// limit and the like are errors "line L, column C: …".
+// text. A missing path is null, not an error (a missing member, an index
+// past the end, a lookup in null); a type error, an exceeded limit and the
+// like are errors "line L, column C: …". docs/transforms.md has the language.
 // Reads `in` (Input::Bind: its errors start with "input: ") and renders.
 Result<std::string> Render(const Template& t, const Bindings& in, const Limits& limits = {});
 

@@ -56,7 +56,7 @@ std::string_view KindName(Kind kind);
 // and is freed at once. Only trivially destructible things go in.
 class Arena {
  public:
-  Arena() = default;
+  Arena() {}  // NOLINT(modernize-use-equals-default): leaves inline_ uninitialized
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 

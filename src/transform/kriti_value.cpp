@@ -105,7 +105,10 @@ namespace {
 // pending for objects); an array or object takes its members off the stack.
 class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> {
  public:
-  explicit Builder(Arena& arena) : arena_(arena) {}
+  explicit Builder(Arena& arena) : arena_(arena) {
+    stack_.reserve(32);
+    keys_.reserve(8);
+  }
 
   bool Null() { return Push(&NullValue()); }
   bool Bool(bool b) { return Push(&BoolValue(b)); }

@@ -44,7 +44,7 @@ TEST_CASE("cli: --version, help and every command's --help exit 0 and say what t
   Ran help = RunToEnd({WalhookBinary(), "help"});
   CHECK(help.code == 0);
   CHECK(help.output.find("--source") != std::string::npos);
-  for (const char* command : {"run", "init", "status", "drop", "sink", "token"}) {
+  for (const char* command : {"run", "init", "status", "drop", "sink", "token", "render"}) {
     CAPTURE(command);
     for (const char* flag : {"--help", "-h"}) {
       Ran r = RunToEnd({WalhookBinary(), command, flag});
@@ -162,6 +162,61 @@ TEST_CASE("cli: the quickstart's Ctrl-C stops and removes everything it started"
   CHECK_MESSAGE(left.empty(), left.front());
   const auto walhooks = ProcessesMentioning("build/src/walhook", root);
   CHECK_MESSAGE(walhooks.empty(), walhooks.front());
+}
+
+}  // namespace
+}  // namespace walhook::test
+
+namespace walhook::test {
+namespace {
+
+// `walhook render` (SPEC §11): how a user tries a template on a body.
+TEST_CASE(
+    "cli: walhook render prints a template's result as JSON; errors are one line with the "
+    "position") {
+  TempDir dir("render");
+  const fs::path d = dir.path();
+  std::ofstream(d / "body.json") << R"({"id":"42","type":"DB_INSERT","data":{"col":"products",)"
+                                    R"("doc":{"id":7,"name":"Café","price":12.50}}})";
+  std::ofstream(d / "ok.kriti")
+      << R"({"objectID": {{ $body.data.doc.id }}, "price": {{ $.data.doc.price }},
+ "name": {{ toUpper($body.data.doc.name) }}, "missing": {{ $body.data.doc.nothing }}})";
+  Ran ok =
+      RunToEnd({WalhookBinary(), "render", (d / "ok.kriti").string(), (d / "body.json").string()});
+  INFO(ok.output);
+  CHECK(ok.code == 0);
+  CHECK(ok.output == "{\"objectID\":7,\"price\":12.50,\"name\":\"CAFÉ\",\"missing\":null}\n");
+
+  // Standard input when no JSON file is given; --string for url templates.
+  std::ofstream(d / "url.kriti")
+      << "https://x.example/indexes/{{$body.data.col}}/documents/{{$body.data.doc.id}}";
+  Ran url = RunToEnd({"bash", "-c", "\"$0\" render --string \"$1\" < \"$2\"", WalhookBinary(),
+                      (d / "url.kriti").string(), (d / "body.json").string()});
+  INFO(url.output);
+  CHECK(url.code == 0);
+  CHECK(url.output == "\"https://x.example/indexes/products/documents/7\"\n");
+
+  // A parse error and an evaluation error: exit 1, one line with the position.
+  std::ofstream(d / "bad.kriti") << "{\"a\": 1,\n \"b\": }";
+  Ran bad =
+      RunToEnd({WalhookBinary(), "render", (d / "bad.kriti").string(), (d / "body.json").string()});
+  CHECK(bad.code == 1);
+  CHECK(bad.output ==
+        (d / "bad.kriti").string() + ": line 2, column 7: expected a value, found '}'\n");
+  std::ofstream(d / "type.kriti") << "{{ $body.data.doc.id && true }}";
+  Ran type = RunToEnd(
+      {WalhookBinary(), "render", (d / "type.kriti").string(), (d / "body.json").string()});
+  CHECK(type.code == 1);
+  CHECK(type.output ==
+        (d / "type.kriti").string() + ": line 1, column 4: && needs booleans, not a number\n");
+  // Input that is not JSON, and no template at all.
+  std::ofstream(d / "not.json") << "{";
+  Ran notjson =
+      RunToEnd({WalhookBinary(), "render", (d / "ok.kriti").string(), (d / "not.json").string()});
+  CHECK(notjson.code == 1);
+  CHECK(notjson.output.find("not JSON") != std::string::npos);
+  Ran none = RunToEnd({WalhookBinary(), "render"});
+  CHECK(none.code == 2);
 }
 
 }  // namespace

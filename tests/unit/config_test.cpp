@@ -434,6 +434,26 @@ TEST_CASE("CommandUsage: each command says what it does and lists only its flags
   CHECK(CommandUsage("token")->find("--source") == std::string::npos);
   CHECK(CommandUsage("drop")->find("--schema-too") != std::string::npos);
   CHECK_FALSE(CommandUsage("nope").has_value());
+  CHECK(CommandUsage("render")->starts_with("usage: walhook render TEMPLATE_FILE [JSON_FILE] "));
+  CHECK(CommandUsage("render")->find("--string") != std::string::npos);
+  CHECK(CommandUsage("render")->find("--source") == std::string::npos);
+}
+
+TEST_CASE("render: TEMPLATE_FILE [JSON_FILE] and --string; no database flags") {
+  auto one = Parse({"render", "t.kriti"});
+  REQUIRE(one.ok());
+  CHECK(one->args == std::vector<std::string>{"t.kriti"});
+  CHECK_FALSE(one->render_string);
+  auto two = Parse({"render", "--string", "t.kriti", "in.json"});
+  REQUIRE(two.ok());
+  CHECK(two->args == std::vector<std::string>{"t.kriti", "in.json"});
+  CHECK(two->render_string);
+  CHECK(Parse({"render"}).error() == "render: needs TEMPLATE_FILE [JSON_FILE]");
+  CHECK(Parse({"render", "a", "b", "c"}).error() == "unexpected argument \"c\"");
+  CHECK(Parse({"render", "a", "--source", "x"}).error() ==
+        "--source: unknown flag for walhook render");
+  // Other commands still take no positional arguments.
+  CHECK(Parse({"token", "x"}).error() == "unexpected argument \"x\"");
 }
 
 }  // namespace

@@ -247,6 +247,53 @@ TEST_CASE("kriti: functions") {
   }
 }
 
+TEST_CASE("kriti: functions, ranges and conditions compose as in kriti-lang's examples") {
+  constexpr std::string_view kStaff =
+      R"([{"uid": "A-1", "name": "ada", "pets": [1, 2], "kind": "cat", "tags": []},)"
+      R"( {"uid": "B-2", "name": "bob", "pets": [], "kind": "dog", "tags": ["x"]},)"
+      R"( {"uid": "C-3", "name": "cy", "pets": [3], "kind": "eel", "tags": ["y"]}])";
+  const std::string t = R"({
+    "people": {{ removeNulls
+      {{ range i, p := $ }}
+        {{ if i >= 1 }}
+          {{ fromPairs [["id", {{ toLower p.uid }}], ["pets", {{ size p.pets }}],
+                        ["kind", {{ toUpper (head p.kind) }}], ["has_tags", {{ not (empty p.tags) }}],
+                        ["name", {{ toTitle (inverse p.name) }}], ["rest", {{ tail p.name }}]] }}
+        {{ else }} null {{ end }}
+      {{ end }} }},
+    "missing": [{{ $[0].nothing }}, {{ $[0]['nothing'] }}, {{ $[99] }}, {{ $[99]?.uid }},
+                {{ $[0].nothing?.deeper }}, {{ $[0].nothing?.deeper ?? true }}]
+  })";
+  CHECK(Render(t, kStaff) ==
+        R"({"people":[{"id":"b-2","pets":0,"kind":"D","has_tags":true,"name":"Bob","rest":"ob"},)"
+        R"({"id":"c-3","pets":1,"kind":"E","has_tags":true,"name":"Yc","rest":"y"}],)"
+        R"("missing":[null,null,null,null,null,true]})");
+}
+
+TEST_CASE("kriti: objects with many members keep the last of repeated keys") {
+  std::string t = "{";
+  for (int i = 0; i < 40; ++i)
+    t += "\"k" + std::to_string(i % 20) + "\": " + std::to_string(i) + ",";
+  t += "\"end\": {{ $session_variables }}}";
+  std::string want = "{";
+  for (int i = 0; i < 20; ++i)
+    want += "\"k" + std::to_string(i) + "\":" + std::to_string(i + 20) + ",";
+  want += "\"end\":null}";
+  CHECK(Render(t) == want);
+}
+
+TEST_CASE("kriti: comparisons count the values they visit against the step limit") {
+  std::string big = "[";
+  for (int i = 0; i < 5000; ++i) big += i == 0 ? "[1,2,3]" : ",[1,2,3]";
+  big += "]";
+  Limits few;
+  few.max_steps = 10000;
+  // 3 × 5000 × 4 values compared: past the limit although the template is tiny.
+  CHECK(Render("[{{ $ == $ }}, {{ $ == $ }}, {{ $ == $ }}]", big, Mode::kJson, "", few)
+            .find("the template takes more than 10000 steps") != std::string::npos);
+  CHECK(Render("{{ $ == $ }}", big) == "true");
+}
+
 TEST_CASE("kriti: parse errors give the line and the column in characters") {
   CHECK(Render("{\"a\": 1,\n \"b\": }") == "error: line 2, column 7: expected a value, found '}'");
   CHECK(Render("{\"é\": [1 2]}") == "error: line 1, column 10: expected ',' or ']', found '2'");
@@ -256,6 +303,9 @@ TEST_CASE("kriti: parse errors give the line and the column in characters") {
         "error: line 1, column 4: unknown name 'nosuch' (known: $, $body, $base_url)");
   CHECK(Render("\"abc") == "error: line 1, column 1: unterminated string");
   CHECK(Render("007") == "error: line 1, column 1: a number cannot start with 0");
+  // A literal a JSON reader would refuse (found by kriti_fuzz).
+  CHECK(Render("[1, 4e0000000004444443]") == "error: line 1, column 5: a number out of range");
+  CHECK(Render("[1e308, 1e-400]") == "[1e308,1e-400]");
   CHECK(Render("{{ 1 }} 2") ==
         "error: line 1, column 9: expected the end of the template, found '2'");
   CHECK(Render("{{ toUpper }}") ==
@@ -263,6 +313,10 @@ TEST_CASE("kriti: parse errors give the line and the column in characters") {
   CHECK(Render("{{ range i, size := [] }} 1 {{ end }}") ==
         "error: line 1, column 13: 'size' is a function");
   CHECK(Render("@") == "error: line 1, column 1: unexpected '@'");
+  // A token shown in an error stays on one line (found by kriti_fuzz).
+  CHECK(Render("{{ $ 'a\nb\tcdefghijklmnopqrstuvwxyz' }}") ==
+        "error: line 1, column 6: expected '}}' to close the expression, found "
+        "''a\\x0ab\\x09cdefghijklmnopqrstu...'");
   CHECK(Render(std::string("\"\xff\"")) == "error: line 1, column 2: invalid UTF-8");
   CHECK(Render("") == "error: line 1, column 1: expected a value, found the end of the template");
 }
