@@ -80,4 +80,10 @@ AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& respon
                            const RetrySettings& settings, std::chrono::system_clock::time_point now,
                            double jitter);
 
+// The outcome of an attempt that made no request and is not retried (a
+// request transform that does not evaluate, SPEC §11): failed at once with
+// `remark` (also its error), and the dlq_ event. started_ms and duration_ms
+// are left for the caller.
+AttemptRecord FailAttempt(const HeldEvent& event, std::string remark);
+
 }  // namespace walhook

@@ -41,6 +41,7 @@
 #include "walhook/config.h"
 #include "walhook/delivery_store.h"
 #include "walhook/matcher.h"
+#include "walhook/transform_request.h"
 
 namespace walhook {
 
@@ -136,8 +137,9 @@ class Delivery : public CommitListener {
   std::string started_;  // the database's time at the first connection
   std::vector<std::string> target_names_;
   std::unordered_set<std::string> ordered_names_;
-  Matcher custom_matcher_;  // for events that responses and failures queue
-  bool backlog_ = false;    // the last sweep filled some trigger's room
+  Matcher custom_matcher_;     // for events that responses and failures queue
+  TransformCache transforms_;  // the triggers' request transforms, parsed
+  bool backlog_ = false;       // the last sweep filled some trigger's room
   // Ordered triggers whose room the last walking sweep filled.
   std::unordered_set<std::string> ordered_backlog_;
 

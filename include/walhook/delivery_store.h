@@ -17,6 +17,7 @@
 
 #include "walhook/attempt.h"
 #include "walhook/chain.h"
+#include "walhook/transform_request.h"
 
 namespace walhook {
 
@@ -40,6 +41,13 @@ struct Target {
   std::string type;
   std::optional<std::string> condition;
   bool enabled = true;
+  // SPEC §11: the columns' JSON texts (nullopt for NULL), and what they
+  // parse to, set by Delivery once per trigger version: null for the
+  // standard request, or with transform_error set when they do not parse.
+  std::optional<std::string> request_transform;
+  std::optional<std::string> token_claims;
+  std::shared_ptr<const RequestTransform> transform;
+  std::string transform_error;
 };
 
 // How many due events a claim may take for one trigger.

@@ -36,6 +36,10 @@ struct Trigger {
   std::optional<std::string> path_prefix;
   // The `headers` column's JSON text (a jsonb object), when not NULL.
   std::optional<std::string> headers;
+  // The `request_transform` and `token_claims` columns' JSON texts (SPEC
+  // §11), when not NULL.
+  std::optional<std::string> request_transform;
+  std::optional<std::string> token_claims;
   // The role that wrote the trigger (SPEC §9): a DB_* trigger fires only for
   // tables this role may SELECT in the source database.
   std::string owner;

@@ -5,6 +5,7 @@
 // used by one thread at a time.
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,7 +39,11 @@ class WebhookSigner {
  public:
   // An error names what is wrong with the key.
   static Result<WebhookSigner> Make(std::string_view signing_key);
+  // An HMAC-SHA256 with the key's bytes as they are (the X-SC-Token's).
+  static Result<WebhookSigner> MakeRaw(std::string_view key);
   Result<std::string> Sign(std::string_view msg_id, int64_t timestamp, std::string_view body);
+  // The raw HMAC-SHA256 of `parts` one after another.
+  Result<std::string> Mac(std::initializer_list<std::string_view> parts);
 
  private:
   struct Free {
@@ -78,10 +83,17 @@ class TokenSigner {
   TokenSigner(std::string project_key, std::string node_id);
   // "Bearer <jwt>", valid at `now_s` (seconds since the epoch).
   const std::string& Header(int64_t now_s);
+  // "Bearer <jwt>" whose claims also hold the members of `extra_claims` (a
+  // JSON object's text: a trigger's token_claims rendered, SPEC §11); id,
+  // role, iat and exp stay walhook's (a role of the trigger's choosing would
+  // let the webhook replay the token to walhook's API, SPEC §9). Signed anew
+  // on every call.
+  std::string HeaderWithClaims(int64_t now_s, std::string_view extra_claims);
 
  private:
   std::string key_;
   std::string node_id_;
+  std::optional<WebhookSigner> mac_;  // for HeaderWithClaims, made at its first call
   std::string header_;
   int64_t expires_at_ = 0;
 };

@@ -12,6 +12,7 @@
 
 #include "walhook/errors.h"
 #include "walhook/log.h"
+#include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
 namespace walhook {
@@ -39,7 +40,9 @@ int RunSink(const Config& cfg) {
   std::mutex mu;
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  server.Post(".*", [&](const httplib::Request& req, httplib::Response& res) {
+  // Every method (SPEC §11: a request transform may send PUT, PATCH, DELETE
+  // or GET), with its query and body.
+  auto handler = [&](const httplib::Request& req, httplib::Response& res) {
     if (cfg.sink_delay.count() > 0) std::this_thread::sleep_for(cfg.sink_delay);
     ReceivedRequest r;
     const std::string token = req.get_header_value("X-SC-Token");
@@ -60,10 +63,24 @@ int RunSink(const Config& cfg) {
       fail = cfg.sink_fail_rate > 0 && unit(rng) < cfg.sink_fail_rate;
     }
     const int status = fail ? cfg.sink_status : 200;
-    LogInfo("{} {}", status, DescribeDelivery(r, cfg.secret, cfg.signing_secret, now));
+    const std::string described = DescribeDelivery(r, cfg.secret, cfg.signing_secret, now);
+    // The standard request (a POST without a query) as it always was; any
+    // other with its method and target first.
+    if (req.method == "POST" && req.target.find('?') == std::string::npos) {
+      LogInfo("{} {}", status, described);
+    } else {
+      LogInfo("{} {} {} {}", status, req.method, StorableText(Utf8Prefix(req.target, 300)),
+              described);
+    }
     res.status = status;
     res.set_content(fail ? R"({"error":"walhook sink --fail-rate"})" : "{}", "application/json");
-  });
+  };
+  server.Post(".*", handler);
+  server.Put(".*", handler);
+  server.Patch(".*", handler);
+  server.Delete(".*", handler);
+  server.Get(".*", handler);
+  server.Options(".*", handler);
   // cpp-httplib listens with a backlog of 5: a burst of new connections
   // (walhook opens many at once) would wait for SYN retransmits, seconds
   // each. Linux lets listen() be called again to raise it.

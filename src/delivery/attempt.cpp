@@ -21,7 +21,31 @@ std::string HumanDelay(milliseconds d) {
   return fmt::format("{} min", d.count() / 60000);
 }
 
+// A failed event's dlq_<trigger> event, for whoever listens to it.
+void QueueDlq(const HeldEvent& event, AttemptRecord* rec) {
+  if (rec->queued_depth > kMaxChainDepth) return;
+  ChainedEvent dlq;
+  dlq.type = "dlq_" + event.trigger;
+  dlq.payload = DlqPayload(event.id, event.type, event.payload, event.ts_ms, event.trigger);
+  rec->queued.push_back(std::move(dlq));
+}
+
 }  // namespace
+
+AttemptRecord FailAttempt(const HeldEvent& event, std::string remark) {
+  AttemptRecord rec;
+  rec.event_id = event.id;
+  rec.trigger = event.trigger;
+  rec.payload_bytes = event.payload.size();
+  rec.attempt = event.attempts + 1;
+  rec.queued_depth = event.chain_depth + 1;
+  rec.due_ms = event.ts_ms;
+  rec.status = EventStatus::kFailed;
+  rec.error = remark;
+  rec.remark = std::move(remark);
+  QueueDlq(event, &rec);
+  return rec;
+}
 
 AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& response,
                            const RetrySettings& settings, std::chrono::system_clock::time_point now,
@@ -79,13 +103,7 @@ AttemptRecord JudgeAttempt(const HeldEvent& event, const AttemptResponse& respon
                      ? v.reason
                      : fmt::format("{} (attempt {} of {}; no attempts left)", v.reason, rec.attempt,
                                    settings.retries + 1);
-    // Failed for good: a dlq_<trigger> event, for whoever listens to it.
-    if (rec.queued_depth <= kMaxChainDepth) {
-      ChainedEvent dlq;
-      dlq.type = "dlq_" + event.trigger;
-      dlq.payload = DlqPayload(event.id, event.type, event.payload, event.ts_ms, event.trigger);
-      rec.queued.push_back(std::move(dlq));
-    }
+    QueueDlq(event, &rec);
   }
   return rec;
 }

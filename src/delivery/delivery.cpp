@@ -21,6 +21,7 @@
 #include "walhook/log.h"
 #include "walhook/metrics.h"
 #include "walhook/retry.h"
+#include "walhook/transform_request.h"
 #include "walhook/utf8.h"
 #include "walhook/webhook_request.h"
 
@@ -68,6 +69,12 @@ int64_t EpochMs() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
@@ -332,9 +339,8 @@ class Delivery::Dispatcher {
         continue;
       }
       while (!q.events.empty() && may_start(q)) {
-        Send(std::move(q.events.front()), target->second);
+        if (Send(std::move(q.events.front()), target->second)) ++q.in_flight;
         q.events.pop_front();
-        ++q.in_flight;
         last_served_ = it->first;
       }
     }
@@ -345,7 +351,28 @@ class Delivery::Dispatcher {
     owner_.in_flight_ = static_cast<int>(active_.size());
   }
 
-  void Send(HeldEvent event, const Target& target) {
+  // Sends `event` to `target`; false when no request is made (its outcome
+  // is in failed_now_).
+  bool Send(HeldEvent event, const Target& target) {
+    const int64_t now_ms = EpochMs();
+    std::string body =
+        BuildCloudEvent(event.id, event.type, owner_.cfg_.node_id, event.ts_ms, event.payload);
+    // SPEC §11: the request shaped by the trigger's transform, as it is now
+    // (also for a retry); one that does not evaluate fails the event at once.
+    std::optional<ShapedRequest> shaped;
+    if (target.transform || !target.transform_error.empty()) {
+      Result<ShapedRequest> s = target.transform_error.empty()
+                                    ? ShapeRequest(*target.transform, body, target.url)
+                                    : Status::Error("transform: " + target.transform_error);
+      if (!s.ok()) {
+        AttemptRecord rec = FailAttempt(event, s.error());
+        rec.started_ms = now_ms;
+        failed_now_.push_back(std::move(rec));
+        failed_now_urgent_ = failed_now_urgent_ || target.ordered;
+        return false;
+      }
+      shaped = std::move(*s);
+    }
     std::unique_ptr<Request> r;
     if (!spare_.empty()) {
       r = std::move(spare_.back());
@@ -355,10 +382,8 @@ class Delivery::Dispatcher {
       r->easy = curl_easy_init();
       Configure(*r);
     }
-    const int64_t now_ms = EpochMs();
     r->event = std::move(event);
-    r->body = BuildCloudEvent(r->event.id, r->event.type, owner_.cfg_.node_id, r->event.ts_ms,
-                              r->event.payload);
+    r->body = shaped ? std::move(shaped->body) : std::move(body);
     r->response.clear();
     r->response_cut = false;
     r->dispatcher = this;
@@ -377,9 +402,18 @@ class Delivery::Dispatcher {
     auto add = [&](const std::string& line) {
       r->headers = curl_slist_append(r->headers, line.c_str());
     };
-    add("Content-Type: application/json");
+    const bool has_body = !shaped || shaped->has_body;
+    if (!shaped) {
+      add("Content-Type: application/json");
+    } else if (has_body) {
+      add("Content-Type: " + shaped->content_type);
+    }
     add("Expect:");  // no 100-continue round trip for large bodies
-    add("X-SC-Token: " + signer_.Header(now_ms / 1000));
+    if (shaped && !shaped->claims.empty()) {
+      add("X-SC-Token: " + signer_.HeaderWithClaims(now_ms / 1000, shaped->claims));
+    } else {
+      add("X-SC-Token: " + signer_.Header(now_ms / 1000));
+    }
     if (webhook_signer_.ok()) {
       const std::string id = std::to_string(r->event.id);
       const int64_t ts = now_ms / 1000;
@@ -388,13 +422,33 @@ class Delivery::Dispatcher {
       add("webhook-timestamp: " + std::to_string(ts));
       if (sig.ok()) add("webhook-signature: " + *sig);
     }
-    for (const std::string& h : target.headers) add(h);
+    for (const std::string& h : target.headers) {
+      if (!shaped || !SameHeader(h, shaped->headers)) add(h);
+    }
+    if (shaped) {
+      for (const std::string& h : shaped->headers) {
+        // "Name:" would remove the header; "Name;" sends it empty.
+        add(h.back() == ' ' && h[h.size() - 2] == ':' ? h.substr(0, h.size() - 2) + ";" : h);
+      }
+    }
 
     // The rest was set once, by Configure.
     CURL* e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, target.url.c_str());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
+    const std::string& url = shaped ? shaped->url : target.url;
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    const std::string_view method = shaped ? std::string_view(shaped->method) : "POST";
+    if (has_body || method == "POST" || method == "PUT" || method == "PATCH") {
+      // POSTFIELDS makes it a POST again after a GET on this handle.
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                       method == "POST" ? nullptr : shaped->method.c_str());
+    } else {
+      // GET and DELETE without a body (SPEC §11).
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                       method == "GET" ? nullptr : shaped->method.c_str());
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(target.timeout_ms));
     // Over TLS, ALPN tells at the handshake whether a connection multiplexes:
@@ -402,9 +456,21 @@ class Delivery::Dispatcher {
     // Over plain HTTP nothing tells before the first answer, so waiting
     // would put every request behind the first one, however long that one
     // hangs (SPEC §9: a slow endpoint gets its requests in parallel).
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, StartsWithNoCase(target.url, "https:") ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, StartsWithNoCase(url, "https:") ? 1L : 0L);
     curl_multi_add_handle(multi_.get(), e);
     active_.emplace(e, std::move(r));
+    return true;
+  }
+
+  // Whether the header line `line` ("Name: value") names a header of `shaped`.
+  static bool SameHeader(std::string_view line, const std::vector<std::string>& shaped) {
+    const std::string_view name = line.substr(0, line.find(':'));
+    for (const std::string& h : shaped) {
+      if (h.size() > name.size() && h[name.size()] == ':' && StartsWithNoCase(h, ToLower(name))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // What every request of a handle shares; a handle keeps its Request.
@@ -455,6 +521,14 @@ class Delivery::Dispatcher {
       spare_.push_back(std::move(r));
     }
     ResumePaused();
+    if (!failed_now_.empty()) {
+      // Events a transform failed before any request (see Send).
+      urgent = urgent || failed_now_urgent_;
+      records.insert(records.end(), std::make_move_iterator(failed_now_.begin()),
+                     std::make_move_iterator(failed_now_.end()));
+      failed_now_.clear();
+      failed_now_urgent_ = false;
+    }
     if (records.empty()) return 0;
     owner_.attempts_ += records.size();
     owner_.in_flight_ = static_cast<int>(active_.size());
@@ -561,6 +635,10 @@ class Delivery::Dispatcher {
   std::vector<std::unique_ptr<Request>> spare_;
   size_t response_granted_ = 0;  // of kResponseMemory
   std::vector<CURL*> paused_;    // requests waiting for a grant, oldest first
+  // Outcomes of events failed without a request (a transform that does not
+  // evaluate), for the next Finish; and whether an ordered key waits for one.
+  std::vector<AttemptRecord> failed_now_;
+  bool failed_now_urgent_ = false;
 };
 
 Delivery::Delivery(const Config& config) : cfg_(config) {
@@ -1046,6 +1124,17 @@ void Delivery::GiveBack(bool sent_all, std::vector<int64_t>* releases) {
 
 void Delivery::LoadTargets(DeliveryStore& store) {
   std::vector<Target> targets = store.LoadTargets();
+  // SPEC §11: each transform parsed once per version of its texts.
+  for (Target& t : targets) {
+    if (!t.request_transform && !t.token_claims) continue;
+    const auto& parsed = transforms_.Get(t.name, t.request_transform, t.token_claims);
+    if (parsed.ok()) {
+      t.transform = *parsed;
+    } else {
+      t.transform_error = parsed.error();
+    }
+  }
+  transforms_.Prune();
   target_names_.clear();
   ordered_names_.clear();
   std::vector<Trigger> custom;

@@ -16,6 +16,7 @@
 #include <jwt/jwt.hpp>
 
 #include "walhook/json.h"
+#include "walhook/transform_request.h"
 #include "walhook/utf8.h"
 
 namespace walhook {
@@ -96,14 +97,20 @@ Result<WebhookSigner> WebhookSigner::Make(std::string_view signing_key) {
   if (!key || key->empty()) {
     return Status::Error("the signing secret is not base64 after whsec_");
   }
+  return MakeRaw(*key);
+}
+
+Result<WebhookSigner> WebhookSigner::MakeRaw(std::string_view key) {
   EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   std::unique_ptr<evp_mac_ctx_st, Free> ctx(hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr);
   EVP_MAC_free(hmac);  // the context keeps its own reference
   char digest[] = "SHA256";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                                OSSL_PARAM_construct_end()};
-  if (!ctx || EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key->data()),
-                           key->size(), params) != 1) {
+  // An empty key is a valid HMAC key; OpenSSL wants a pointer all the same.
+  static const unsigned char kNoKey = 0;
+  const auto* bytes = key.empty() ? &kNoKey : reinterpret_cast<const unsigned char*>(key.data());
+  if (!ctx || EVP_MAC_init(ctx.get(), bytes, key.size(), params) != 1) {
     return Status::Error("HMAC-SHA256 is not available");
   }
   return WebhookSigner(std::move(ctx));
@@ -125,6 +132,23 @@ Result<std::string> WebhookSigner::Sign(std::string_view msg_id, int64_t timesta
     return Status::Error("HMAC-SHA256 failed");
   }
   return "v1," + Base64(mac, mac_len);
+}
+
+Result<std::string> WebhookSigner::Mac(std::initializer_list<std::string_view> parts) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_len = 0;
+  if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1)
+    return Status::Error("HMAC-SHA256 failed");
+  for (const std::string_view part : parts) {
+    if (EVP_MAC_update(ctx_.get(), reinterpret_cast<const unsigned char*>(part.data()),
+                       part.size()) != 1) {
+      return Status::Error("HMAC-SHA256 failed");
+    }
+  }
+  if (EVP_MAC_final(ctx_.get(), mac, &mac_len, sizeof(mac)) != 1) {
+    return Status::Error("HMAC-SHA256 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(mac), mac_len);
 }
 
 Result<std::string> SignStandardWebhook(std::string_view signing_key, std::string_view msg_id,
@@ -209,6 +233,42 @@ const std::string& TokenSigner::Header(int64_t now_s) {
   header_ = "Bearer " + token.signature();
   expires_at_ = now_s + kLifetimeS;
   return header_;
+}
+
+namespace {
+
+std::string Base64Url(std::string_view data) {
+  std::string out = Base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TokenSigner::HeaderWithClaims(int64_t now_s, std::string_view extra_claims) {
+  // {"alg":"HS256","typ":"JWT"}, as cpp-jwt writes it for Header.
+  static const std::string kHeader64 = Base64Url(R"({"alg":"HS256","typ":"JWT"})");
+  if (!mac_) {
+    auto made = WebhookSigner::MakeRaw(key_);
+    if (!made.ok()) return Header(now_s);  // no HMAC at all: nothing else would sign either
+    mac_.emplace(std::move(*made));
+  }
+  const std::string claims64 =
+      Base64Url(TokenClaimsJson(node_id_, now_s, now_s + kLifetimeS, extra_claims));
+  const auto mac = mac_->Mac({kHeader64, ".", claims64});
+  if (!mac.ok()) return Header(now_s);
+  std::string out = "Bearer ";
+  out.reserve(out.size() + kHeader64.size() + claims64.size() + 48);
+  out += kHeader64;
+  out += '.';
+  out += claims64;
+  out += '.';
+  out += Base64Url(*mac);
+  return out;
 }
 
 std::string SignProjectToken(std::string_view project_key, int64_t now_s, int64_t ttl_s,

@@ -362,7 +362,8 @@ std::vector<Target> DeliveryStore::LoadTargets() {
   pqxx::read_transaction tx(conn_);
   const auto rows = tx.exec(fmt::format(
       "SELECT name, url, coalesce(headers::text, '{{}}'), retries, timeout_ms, retry_interval_ms, "
-      "ordered, type, condition, enabled FROM {}.triggers",
+      "ordered, type, condition, enabled, request_transform::text, token_claims::text "
+      "FROM {}.triggers",
       conn_.quote_name(schema_)));
   std::vector<Target> out;
   out.reserve(rows.size());
@@ -378,6 +379,8 @@ std::vector<Target> DeliveryStore::LoadTargets() {
     t.type = r[7].as<std::string>();
     if (!r[8].is_null()) t.condition = r[8].as<std::string>();
     t.enabled = r[9].as<bool>();
+    if (!r[10].is_null()) t.request_transform = r[10].as<std::string>();
+    if (!r[11].is_null()) t.token_claims = r[11].as<std::string>();
     out.push_back(std::move(t));
   }
   return out;

@@ -12,6 +12,7 @@
 #include "walhook/errors.h"
 #include "walhook/log.h"
 #include "walhook/migrations.h"
+#include "walhook/transform_request.h"
 #include "walhook/utf8.h"
 
 namespace walhook {
@@ -160,7 +161,8 @@ std::vector<Trigger> EventStore::LoadTriggers() {
   pqxx::read_transaction tx(conn_);
   const auto rows = tx.exec(fmt::format(
       "SELECT name, type, table_name, coalesce(array_to_json(columns)::text, '[]'), condition, "
-      "path_prefix, enabled, ordered, headers::text, owner FROM {}.triggers ORDER BY name",
+      "path_prefix, enabled, ordered, headers::text, owner, request_transform::text, "
+      "token_claims::text FROM {}.triggers ORDER BY name",
       Quoted()));
   std::vector<Trigger> out;
   out.reserve(rows.size());
@@ -184,6 +186,8 @@ std::vector<Trigger> EventStore::LoadTriggers() {
     t.ordered = r[7].as<bool>();
     t.headers = OptionalText(r[8]);
     t.owner = r[9].as<std::string>();
+    t.request_transform = OptionalText(r[10]);
+    t.token_claims = OptionalText(r[11]);
     out.push_back(std::move(t));
   }
   return out;
@@ -658,6 +662,15 @@ std::vector<TriggerHealth> SourceCatalog::Validate(std::vector<Trigger>* trigger
       if (t.headers.has_value()) {
         blocking = CheckTriggerHeaders(*t.headers);
         if (!blocking.empty()) return;
+      }
+      if (t.request_transform.has_value() || t.token_claims.has_value()) {
+        // SPEC §11: a template that does not parse, or a header the
+        // transform would set that SPEC §9 reserves.
+        const auto transform = ParseRequestTransform(t.request_transform, t.token_claims);
+        if (!transform.ok()) {
+          blocking = transform.error();
+          return;
+        }
       }
       if (t.kind == EventKind::kCustom || t.kind == EventKind::kFileCreate ||
           t.kind == EventKind::kFileDelete) {

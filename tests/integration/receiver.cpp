@@ -72,7 +72,10 @@ Receiver::Receiver(int port, Policy policy)
       if (!IsSynthetic(k)) headers.emplace_back(k, v);
     }
     size_t index = 0;
-    Reply reply = Handle(req.method, req.path, std::move(headers), req.body, &index);
+    const size_t mark = req.target.find('?');
+    std::string query = mark == std::string::npos ? "" : req.target.substr(mark + 1);
+    Reply reply =
+        Handle(req.method, req.path, std::move(query), std::move(headers), req.body, &index);
     res.status = reply.status;
     for (const auto& [k, v] : reply.headers) res.set_header(k, v);
     res.set_content(reply.body, reply.content_type);
@@ -136,7 +139,7 @@ bool Receiver::WaitForCount(size_t n, std::chrono::milliseconds timeout) const {
   return cv_.wait_for(lock, timeout, [&] { return arrivals_.size() >= n; });
 }
 
-Reply Receiver::Handle(std::string method, std::string path,
+Reply Receiver::Handle(std::string method, std::string path, std::string query,
                        std::vector<std::pair<std::string, std::string>> headers, std::string body,
                        size_t* index) {
   std::unique_lock<std::mutex> lock(mu_);
@@ -145,6 +148,7 @@ Reply Receiver::Handle(std::string method, std::string path,
   a.at = std::chrono::steady_clock::now();
   a.method = std::move(method);
   a.path = std::move(path);
+  a.query = std::move(query);
   a.headers = std::move(headers);
   a.body = std::move(body);
   Reply reply = policy_ ? policy_(a) : Reply{};

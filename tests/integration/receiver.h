@@ -33,7 +33,8 @@ struct Arrival {
                                                       // the server (valid if answered)
   bool answered = false;  // false while the policy's delay or hang lasts
   std::string method;
-  std::string path;                                          // without the query string
+  std::string path;   // without the query string
+  std::string query;  // the query string as sent, without "?"; "" when none
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
   std::string body;
   int status = 0;  // the status the policy chose
@@ -91,7 +92,7 @@ class Receiver {
  private:
   // Records the request, asks the policy and waits as it says; returns the
   // reply and the arrival's index.
-  Reply Handle(std::string method, std::string path,
+  Reply Handle(std::string method, std::string path, std::string query,
                std::vector<std::pair<std::string, std::string>> headers, std::string body,
                size_t* index);
   void MarkAnswered(size_t index);
