@@ -62,8 +62,8 @@ struct Hook {
   std::string name;
   std::string table;
   std::string url;
-  std::string transform;  // "" for NULL
-  std::string claims;     // "" for NULL
+  std::string transform{};  // "" for NULL
+  std::string claims{};     // "" for NULL
   int retries = 0;
   int retry_interval_ms = 100;
 };
