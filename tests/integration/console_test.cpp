@@ -40,8 +40,8 @@ std::string TokenOf(const std::vector<std::string>& extra) {
 }
 
 TEST_CASE("console: log in, create a trigger, watch, redeliver, HTML rows as text, in Chromium") {
-  const std::string modules =
-      Env("WALHOOK_CONSOLE_MODULES", SourceRoot() + "/build/console-test/node_modules");
+  const std::string modules = Env("WALHOOK_CONSOLE_MODULES",
+                                  std::string(WALHOOK_BUILD_ROOT) + "/console-test/node_modules");
   const std::string chromium = Env("WALHOOK_CHROMIUM", "/usr/bin/chromium");
   const std::string no_modules =
       "playwright-core is not in " + modules +
