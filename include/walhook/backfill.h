@@ -76,7 +76,8 @@ struct BackfillRow {
 
 // Fills *out as the decoder would for a live INSERT of `row` (kInsert, the
 // leaf's schema and table, every column with wal2json's value kinds:
-// numbers unquoted, NaN and ±Infinity null, booleans, the rest strings; the
+// numbers unquoted, NaN and ±Infinity null, booleans, bytea's hex without
+// its "\x", the rest strings; the
 // primary key's names). The views point into `table` and `row`.
 void RowChange(const BackfillTable& table, const BackfillRow& row, Change* out);
 
@@ -118,12 +119,12 @@ class ChangedKeys {
 
 // What a chunk's high watermark made, from the stream side.
 struct ChunkResult {
-  bool redo = false;          // the chunk is to be read again (nothing was written)
-  std::string why_redo;       // for the log
-  int64_t emitted = 0;        // rows written (events made or the conditions said no)
-  int64_t events = 0;         // events made
-  std::string pending_keys;   // JSON array of RawKeys read again with the next chunk
-  bool done = false;          // the last chunk: the backfill is done
+  bool redo = false;         // the chunk is to be read again (nothing was written)
+  std::string why_redo;      // for the log
+  int64_t emitted = 0;       // rows written (events made or the conditions said no)
+  int64_t events = 0;        // events made
+  std::string pending_keys;  // JSON array of RawKeys read again with the next chunk
+  bool done = false;         // the last chunk: the backfill is done
 };
 
 // A chunk handed from the runner to the stream side.

@@ -25,6 +25,7 @@ bool IsNumberType(uint32_t oid) {
   }
 }
 constexpr uint32_t kBoolOid = 16;
+constexpr uint32_t kByteaOid = 17;
 
 bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
@@ -59,8 +60,8 @@ std::optional<Watermark> ParseWatermark(std::string_view content) {
   const auto m = doc.FindMember("mark");
   const auto n = doc.FindMember("nonce");
   if (b == doc.MemberEnd() || c == doc.MemberEnd() || m == doc.MemberEnd() ||
-      n == doc.MemberEnd() || !b->value.IsInt64() || !c->value.IsInt64() ||
-      !m->value.IsString() || !n->value.IsString()) {
+      n == doc.MemberEnd() || !b->value.IsInt64() || !c->value.IsInt64() || !m->value.IsString() ||
+      !n->value.IsString()) {
     return std::nullopt;
   }
   const std::string_view mark(m->value.GetString(), m->value.GetStringLength());
@@ -115,6 +116,10 @@ void RowChange(const BackfillTable& table, const BackfillRow& row, Change* out) 
       }
     } else if (col.type_oid == kBoolOid) {
       c.kind = *v == "t" ? ValueKind::kTrue : ValueKind::kFalse;
+    } else if (col.type_oid == kByteaOid && v->starts_with("\\x")) {
+      // wal2json writes bytea's hex without its "\x".
+      c.kind = ValueKind::kString;
+      c.text = std::string_view(*v).substr(2);
     } else {
       c.kind = ValueKind::kString;
       c.text = *v;

@@ -3,8 +3,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 
@@ -127,7 +127,8 @@ class Run {
     bool said_waiting = false;
     while (!stop_) {
       if (!StillRunning(job.id)) {
-        LogInfo("backfill {} of trigger \"{}\" stopped (cancelled)", job.id, job.trigger);
+        LogInfo("backfill {} of trigger \"{}\" stopped: it is no longer running (cancelled)",
+                job.id, job.trigger);
         return;
       }
       GlobalMetrics().SetBackfill(job.id, job.trigger, rows_done, job.estimate.value_or(-1));
@@ -178,8 +179,10 @@ class Run {
       job.pending = result->pending_keys;
       rows_done += result->emitted;
       if (result->done) {
+        // Written with the last chunk's events: wait for it, so the same
+        // backfill is not taken for a running one again.
+        while (!stop_ && StillRunning(job.id)) Sleep(milliseconds(20));
         LogInfo("backfill {} of trigger \"{}\" done: {} rows", job.id, job.trigger, rows_done);
-        GlobalMetrics().SetBackfill(0, "", 0, 0);
         return;
       }
     }
@@ -235,9 +238,10 @@ class Run {
                std::shared_ptr<const Condition>* condition) {
     if (!job.trigger_exists) throw Refused(fmt::format("trigger \"{}\" was deleted", job.trigger));
     if (job.type != "DB_INSERT" && job.type != "DB_UPDATE") {
-      throw Refused(fmt::format("trigger \"{}\" is now of type {}: only DB_INSERT and DB_UPDATE "
-                                "triggers can be backfilled",
-                                job.trigger, job.type));
+      throw Refused(
+          fmt::format("trigger \"{}\" is now of type {}: only DB_INSERT and DB_UPDATE "
+                      "triggers can be backfilled",
+                      job.trigger, job.type));
     }
     if (!job.table_name) {
       throw Refused(fmt::format("trigger \"{}\" has no table_name", job.trigger));
@@ -326,17 +330,15 @@ class Run {
     for (int attempt = 0;; ++attempt) {
       chunk->rows.clear();
       size_t bytes = 0;
-      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>
-          tx(src_);
+      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(src_);
       // A transaction whose commit record is already in the WAL (before the
       // low watermark) may not be visible yet: its change would then be
       // neither in the rows nor between the watermarks. Take a snapshot
       // without one.
-      const bool racing =
-          tx.exec1(
-                "SELECT coalesce(bool_or(pg_xact_status(x) = 'committed'), false) "
-                "FROM pg_snapshot_xip(pg_current_snapshot()) x")[0]
-              .as<bool>();
+      const bool racing = tx.exec1(
+                                "SELECT coalesce(bool_or(pg_xact_status(x) = 'committed'), false) "
+                                "FROM pg_snapshot_xip(pg_current_snapshot()) x")[0]
+                              .as<bool>();
       if (racing && attempt < 100) {
         tx.abort();
         std::this_thread::sleep_for(milliseconds(1));
@@ -357,8 +359,8 @@ class Run {
         const std::string quoted = tx.quote(last_key) + "::json";
         std::string after;
         for (size_t i = 0; i < t.key.size(); ++i) {
-          after += fmt::format("{}({}->>{})::{}", i ? ", " : "", quoted, i,
-                               t.columns[t.key[i]].type);
+          after +=
+              fmt::format("{}({}->>{})::{}", i ? ", " : "", quoted, i, t.columns[t.key[i]].type);
         }
         range += fmt::format(" WHERE ({}) > ({})", key_cols, after);
       }
@@ -421,7 +423,7 @@ class Run {
           missing);
       for (const auto& row : r) {
         leaves_[static_cast<uint32_t>(row[0].as<int64_t>())] = {row[1].as<std::string>(),
-                                                                 row[2].as<std::string>()};
+                                                                row[2].as<std::string>()};
       }
     }
     for (BackfillRow& r : chunk->rows) {

@@ -292,8 +292,10 @@ size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<Stor
   if (before_commit || batch.progress()) {
     pqxx::work tx(conn_);
     res = insert(tx);
-    if (batch.progress()) WriteProgress(tx, *batch.progress());
+    // After before_commit, which waits for the earlier batches to commit:
+    // one of them may hold progress of the same backfill (its row lock).
     if (before_commit) before_commit();
+    if (batch.progress()) WriteProgress(tx, *batch.progress());
     tx.commit();
   } else {
     pqxx::nontransaction tx(conn_);  // one statement: its own transaction
@@ -359,8 +361,8 @@ size_t EventStore::Copy(const EventBatch& batch, std::vector<StoredEvent>* owned
     }
     copy.complete();
   }
-  if (batch.progress()) WriteProgress(tx, *batch.progress());
   if (before_commit) before_commit();
+  if (batch.progress()) WriteProgress(tx, *batch.progress());
   tx.commit();
   return batch.size();
 }

@@ -149,8 +149,9 @@ std::string ErrorOf(const std::string& db, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("backfill: 30,000 rows, concurrent updates and a kill -9: one backfill event per row, "
-          "and the last delivered event per key carries the final state") {
+TEST_CASE(
+    "backfill: 30,000 rows, concurrent updates and a kill -9: one backfill event per row, "
+    "and the last delivered event per key carries the final state") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
@@ -279,8 +280,9 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
        "  9007199254740993, 'NaN' FROM generate_series(1, 1) g;");
   REQUIRE(WaitFor(
       [&] {
-        return QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = "
-                      "'items_ins'") == 1;
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = "
+                  "'items_ins'") == 1;
       },
       10s));
   const long id = QL(db, "SELECT eventing.backfill('items_ins', 'new.id > 700 OR new.id = 1')");
@@ -315,7 +317,8 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
   CheckStillFlows(*w, db, hook, 1);
 }
 
-TEST_CASE("backfill: cancel stops a running backfill; /healthz and /metrics show it while it runs") {
+TEST_CASE(
+    "backfill: cancel stops a running backfill; /healthz and /metrics show it while it runs") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
@@ -330,8 +333,8 @@ TEST_CASE("backfill: cancel stops a running backfill; /healthz and /metrics show
   const long id = QL(db, "SELECT eventing.backfill('big_ins')");
   REQUIRE(WaitFor(
       [&] {
-        return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " +
-                          std::to_string(id)) > 50;
+        return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " + std::to_string(id)) >
+               50;
       },
       30s));
   const auto health = w->Get("/healthz");
@@ -348,8 +351,7 @@ TEST_CASE("backfill: cancel stops a running backfill; /healthz and /metrics show
   const long after =
       QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'big_ins'");
   std::this_thread::sleep_for(2s);
-  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'big_ins'") ==
-        after);
+  CHECK(QL(db, "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'big_ins'") == after);
   CHECK(after < 200000);
   CHECK(State(db, id) == "cancelled");
   CHECK(w->Get("/metrics").second.find("walhook_backfill_running 0") != std::string::npos);
@@ -579,8 +581,8 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
   const long id = QL(db, "SELECT eventing.backfill('t_ins')");
   REQUIRE(WaitFor(
       [&] {
-        return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " +
-                          std::to_string(id)) > 0;
+        return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " + std::to_string(id)) >
+               0;
       },
       30s));
   const std::string hostile = pg.conninfo("postgres", "hostile");

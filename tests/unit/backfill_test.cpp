@@ -12,9 +12,8 @@ BackfillTable Orders() {
   BackfillTable t;
   t.schema = "public";
   t.table = "orders";
-  t.columns = {{"id", 23, "integer"},          {"total", 1700, "numeric(10,2)"},
-               {"paid", 16, "boolean"},        {"note", 25, "text"},
-               {"ratio", 701, "double precision"}, {"tags", 1009, "text[]"},
+  t.columns = {{"id", 23, "integer"},  {"total", 1700, "numeric(10,2)"},   {"paid", 16, "boolean"},
+               {"note", 25, "text"},   {"ratio", 701, "double precision"}, {"tags", 1009, "text[]"},
                {"meta", 3802, "jsonb"}};
   t.key = {0};
   return t;
@@ -54,19 +53,18 @@ TEST_CASE("backfill: a row becomes the Change a live insert of it decodes to") {
   info.table = info.root_table = "orders";
   PayloadBuilder builder;
   const std::string payload = BackfillPayload(builder.Build(c, info, "shop"), 3);
-  CHECK(payload ==
-        R"({"db":"shop","schema":"public","col":"orders","doc":{"id":7,"total":12.50,)"
-        R"("paid":true,"note":"a \"quoted\" note","ratio":null,"tags":["a","b"],)"
-        R"("meta":{"k": [1, 2]}},"find":{"id":7},"backfill":3})");
+  CHECK(payload == R"({"db":"shop","schema":"public","col":"orders","doc":{"id":7,"total":12.50,)"
+                   R"("paid":true,"note":"a \"quoted\" note","ratio":null,"tags":["a","b"],)"
+                   R"("meta":{"k": [1, 2]}},"find":{"id":7},"backfill":3})");
 }
 
 TEST_CASE("backfill: NULL, false, infinities and a domain over int") {
   BackfillTable t;
-  t.columns = {{"id", 20, "bigint"}, {"f", 16, "boolean"}, {"x", 700, "real"},
-               {"d", 90000, "positive_int"}, {"n", 25, "text"}};
+  t.columns = {{"id", 20, "bigint"},         {"f", 16, "boolean"}, {"x", 700, "real"},
+               {"d", 90000, "positive_int"}, {"n", 25, "text"},    {"by", 17, "bytea"}};
   t.key = {0};
   Change c;
-  const BackfillRow row = Row({"9007199254740993", "f", "-Infinity", "5", std::nullopt});
+  const BackfillRow row = Row({"9007199254740993", "f", "-Infinity", "5", std::nullopt, "\\x00ff"});
   RowChange(t, row, &c);
   CHECK(c.columns[0].kind == ValueKind::kNumber);
   CHECK(c.columns[0].text == "9007199254740993");
@@ -74,6 +72,7 @@ TEST_CASE("backfill: NULL, false, infinities and a domain over int") {
   CHECK(c.columns[2].kind == ValueKind::kNull);
   CHECK(c.columns[3].kind == ValueKind::kString);  // wal2json quotes a domain's values
   CHECK(c.columns[4].kind == ValueKind::kNull);
+  CHECK(c.columns[5].text == "00ff");  // as wal2json writes bytea
 }
 
 TEST_CASE("backfill: a key's text is the same from a row and from a WAL change") {
