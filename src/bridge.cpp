@@ -255,6 +255,11 @@ class Streamer {
       case ChangeKind::kTruncate:
         ++seq_;
         if (window_ && Watched()) window_keys_.Overflow();
+        if (backfills_.Watching(&recent_schema_, &recent_table_, &recent_generation_) &&
+            IsTable(recent_schema_, recent_table_)) {
+          recent_overflow_ = true;
+          recent_.clear();
+        }
         LogInfo("TRUNCATE of {}.{} at {} makes no event", change_.schema, change_.table, txn_lsn_);
         break;
       case ChangeKind::kMessage:
@@ -290,11 +295,34 @@ class Streamer {
     return tables_.emplace(key_, std::move(info)).first->second;
   }
 
+  // Whether change_ is of `schema`.`table` or one of its partitions.
+  bool IsTable(const std::string& schema, const std::string& table) {
+    if (change_.schema == schema && change_.table == table) return true;
+    const TableInfo& info = Table(change_.schema, change_.table);
+    return info.root_schema == schema && info.root_table == table;
+  }
   // Whether change_ is of the table the open backfill window watches.
-  bool Watched() {
-    if (change_.schema == watch_schema_ && change_.table == watch_table_) return true;
-    const TableInfo& table = Table(change_.schema, change_.table);
-    return table.root_schema == watch_schema_ && table.root_table == watch_table_;
+  bool Watched() { return IsTable(watch_schema_, watch_table_); }
+
+  // While a backfill runs: its table's changed keys with their transaction,
+  // until a chunk's snapshot has seen that transaction (the snapshot of a
+  // chunk may miss one that committed just before its low watermark).
+  void NoteRecentKey() {
+    if (!backfills_.Watching(&recent_schema_, &recent_table_, &recent_generation_)) {
+      if (!recent_.empty()) recent_.clear();
+      return;
+    }
+    if (!IsTable(recent_schema_, recent_table_)) return;
+    auto add = [&](std::optional<std::string> key) {
+      if (!key || recent_.size() >= ChangedKeys::kMaxChangedKeys) {
+        recent_overflow_ = true;
+        recent_.clear();
+        return;
+      }
+      if (!recent_overflow_) recent_.emplace_back(txn_xid_, std::move(*key));
+    };
+    if (change_.kind != ChangeKind::kDelete) add(KeyText(change_.columns, change_.pk));
+    if (!change_.identity.empty()) add(KeyText(change_.identity, change_.pk));
   }
 
   // Between a chunk's watermarks: the keys of the backfilled table that
@@ -346,12 +374,24 @@ class Streamer {
           "trigger \"{}\" is disabled or inactive (see trigger_status.last_error)", chunk.trigger);
       return result;
     }
-    if (window_keys_.overflow()) {
+    if (window_keys_.overflow() || recent_overflow_) {
+      recent_overflow_ = false;
       result.redo = true;
       result.why_redo = fmt::format("more than {} keys of the table changed while it was read",
                                     ChangedKeys::kMaxChangedKeys);
       return result;
     }
+    // Keys changed by transactions the chunk's snapshot did not see count
+    // as changed too; those it saw are seen by every later snapshot.
+    size_t kept = 0;
+    for (size_t i = 0; i < recent_.size(); ++i) {
+      if (recent_[i].first != 0 && chunk.snapshot.Invisible(recent_[i].first)) {
+        window_keys_.Add(recent_[i].second);
+        if (kept != i) recent_[kept] = std::move(recent_[i]);
+        ++kept;
+      }
+    }
+    recent_.resize(kept);
     std::string pending = "[";
     if (batch_.empty()) batch_started_ = Clock::now();
     for (size_t i = 0; i < chunk.rows.size(); ++i) {
@@ -399,6 +439,7 @@ class Streamer {
 
   void Capture() {
     if (window_) NoteChangedKey();
+    NoteRecentKey();
     if (!matcher_.has_db()) return;
     const TableInfo& table = Table(change_.schema, change_.table);
     matched_.clear();
@@ -541,6 +582,12 @@ class Streamer {
   bool window_ = false;
   std::string watch_schema_, watch_table_;
   ChangedKeys window_keys_;
+  // The backfilled table's changed keys by transaction, until a chunk's
+  // snapshot saw that transaction (see NoteRecentKey).
+  std::vector<std::pair<uint32_t, std::string>> recent_;
+  bool recent_overflow_ = false;
+  std::string recent_schema_, recent_table_;
+  uint64_t recent_generation_ = 0;
   Change backfill_change_;
   Matcher matcher_;
   Decoder decoder_;

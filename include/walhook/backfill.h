@@ -127,6 +127,20 @@ struct ChunkResult {
   bool done = false;         // the last chunk: the backfill is done
 };
 
+// What the snapshot a chunk was read in did not see: transactions in
+// progress (xip) and from xmax on, as 32-bit xids (what wal2json names).
+struct SnapshotXids {
+  uint32_t xmax = 0;
+  std::unordered_set<uint32_t> xip;
+  // Whether the snapshot did not see transaction `xid`'s changes.
+  bool Invisible(uint32_t xid) const {
+    return static_cast<int32_t>(xid - xmax) >= 0 || xip.count(xid) > 0;
+  }
+};
+// Parses pg_snapshot_xmax and pg_snapshot_xip (xid8 texts; the xip list
+// comma-separated). False for anything else.
+bool ParseSnapshotXids(std::string_view xmax, std::string_view xip, SnapshotXids* out);
+
 // A chunk handed from the runner to the stream side.
 struct BackfillChunk {
   int64_t backfill = 0;
@@ -138,6 +152,7 @@ struct BackfillChunk {
   std::vector<BackfillRow> rows;               // the pending keys' rows, then the range's
   bool end_of_table = false;                   // the range read reached the table's end
   std::string last_key;                        // RawKey of the range's last row (or as before)
+  SnapshotXids snapshot;                       // of the read
 };
 
 // The hand-off between the runner thread and the stream thread, one chunk
@@ -169,6 +184,15 @@ class BackfillChannel {
   // The table whose changes the open window watches, if a window is open.
   bool window_open() const { return window_open_.load(); }
 
+  // The table a backfill reads, watched between chunks too (a change that
+  // committed just before a low watermark may be missing from the chunk's
+  // snapshot). Runner side: Watch when it starts, Unwatch when it ends.
+  void Watch(const std::string& schema, const std::string& table);
+  void Unwatch();
+  // Stream side: the watched table, if any; *generation is the caller's
+  // copy's, refreshed when it changed. One relaxed load when none.
+  bool Watching(std::string* schema, std::string* table, uint64_t* generation);
+
  private:
   std::mutex mu_;
   std::condition_variable cv_;
@@ -178,6 +202,9 @@ class BackfillChannel {
   std::string schema_, table_;
   bool low_seen_ = false;
   std::atomic<bool> window_open_{false};
+  std::atomic<bool> watching_{false};
+  std::atomic<uint64_t> watch_generation_{0};
+  std::string watch_schema_, watch_table_;
   std::unique_ptr<BackfillChunk> handed_;
   std::optional<ChunkResult> result_;
 };

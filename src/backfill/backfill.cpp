@@ -244,6 +244,52 @@ std::unique_ptr<BackfillChunk> BackfillChannel::High(const Watermark& w) {
   return std::move(handed_);
 }
 
+void BackfillChannel::Watch(const std::string& schema, const std::string& table) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watch_schema_ = schema;
+  watch_table_ = table;
+  ++watch_generation_;
+  watching_ = true;
+}
+
+void BackfillChannel::Unwatch() {
+  watching_ = false;
+}
+
+bool BackfillChannel::Watching(std::string* schema, std::string* table, uint64_t* generation) {
+  if (!watching_.load(std::memory_order_relaxed)) return false;
+  if (watch_generation_.load() != *generation) {
+    std::lock_guard<std::mutex> lock(mu_);
+    *schema = watch_schema_;
+    *table = watch_table_;
+    *generation = watch_generation_.load();
+  }
+  return true;
+}
+
+bool ParseSnapshotXids(std::string_view xmax, std::string_view xip, SnapshotXids* out) {
+  auto parse = [](std::string_view text, uint32_t* xid) {
+    if (text.empty() || text.size() > 20) return false;
+    uint64_t v = 0;
+    for (char c : text) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    *xid = static_cast<uint32_t>(v);  // the epoch off: wal2json's xids are 32-bit
+    return true;
+  };
+  out->xip.clear();
+  if (!parse(xmax, &out->xmax)) return false;
+  while (!xip.empty()) {
+    const size_t comma = xip.find(',');
+    uint32_t xid = 0;
+    if (!parse(xip.substr(0, comma), &xid)) return false;
+    out->xip.insert(xid);
+    xip = comma == std::string_view::npos ? std::string_view() : xip.substr(comma + 1);
+  }
+  return true;
+}
+
 void BackfillChannel::Resolve(ChunkResult result) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -120,6 +120,11 @@ class Run {
     LogInfo("backfill {} of trigger \"{}\": reading {}.{} in chunks of up to {} rows{}", job.id,
             job.trigger, table->schema, table->table, ChunkRows(),
             job.last_key.empty() ? "" : " (resumed after its last chunk)");
+    channel_.Watch(table->schema, table->table);
+    struct Watched {
+      BackfillChannel& channel;
+      ~Watched() { channel.Unwatch(); }
+    } watched{channel_};
     int64_t chunk_no = job.chunks;
     const int64_t max_rows = ChunkRows();
     int64_t limit = max_rows;
@@ -343,6 +348,14 @@ class Run {
         tx.abort();
         std::this_thread::sleep_for(milliseconds(1));
         continue;
+      }
+      // What it does not see: the stream side leaves the rows of keys such
+      // transactions changed before the high watermark to the next chunk.
+      const auto snap = tx.exec1(
+          "SELECT pg_snapshot_xmax(s)::text, array_to_string(array(SELECT pg_snapshot_xip(s)), "
+          "',') FROM (SELECT pg_current_snapshot() AS s) q");
+      if (!ParseSnapshotXids(snap[0].c_str(), snap[1].c_str(), &chunk->snapshot)) {
+        throw std::runtime_error("unexpected snapshot from pg_current_snapshot()");
       }
       if (!pending.empty() && pending != "[]") {
         const auto r = tx.exec_params(

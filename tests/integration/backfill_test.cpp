@@ -185,7 +185,27 @@ TEST_CASE(
       std::this_thread::sleep_for(1ms);
     }
   };
-  std::thread u1(updater, 1), u2(updater, 2);
+  // And one that updates rows just ahead of the backfill's position: the
+  // chunks about to be read, so changes fall between their watermarks.
+  auto ahead = [&] {
+    pqxx::connection c(db);
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> offset(1, 400);
+    while (!stop) {
+      try {
+        pqxx::work tx(c);
+        tx.exec(
+            "UPDATE t SET v = v + 1 WHERE id = (SELECT coalesce((last_key->>0)::int, 0) "
+            "FROM eventing.backfills WHERE id = " +
+            std::to_string(id) + ") + " + std::to_string(offset(rng)));
+        tx.commit();
+        ++updates;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  };
+  std::thread u1(updater, 1), u2(updater, 2), u3(ahead);
   const bool midway = WaitFor(
       [&] {
         return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " +
@@ -200,6 +220,7 @@ TEST_CASE(
   stop = true;
   u1.join();
   u2.join();
+  u3.join();
   INFO(w->process().Output());
   REQUIRE(done);
   CHECK(updates > 1000);
@@ -592,11 +613,11 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
   const std::string hostile = pg.conninfo("postgres", "hostile");
   const std::string prefix = "walhook-backfill.eventing";
   // While it runs: every chunk number, both marks, a guessed nonce.
-  Exec(hostile,
-       "SELECT pg_logical_emit_message(true, '" + prefix + "', '{\"backfill\":" +
-           std::to_string(id) + ",\"chunk\":' || c || ',\"mark\":\"' || m || "
-           "'\",\"nonce\":\"00000000000000000000000000000000\"}') "
-           "FROM generate_series(0, 200) c, unnest(ARRAY['low', 'high']) m");
+  Exec(hostile, "SELECT pg_logical_emit_message(true, '" + prefix +
+                    "', '{\"backfill\":" + std::to_string(id) +
+                    ",\"chunk\":' || c || ',\"mark\":\"' || m || "
+                    "'\",\"nonce\":\"00000000000000000000000000000000\"}') "
+                    "FROM generate_series(0, 200) c, unnest(ARRAY['low', 'high']) m");
   Exec(hostile, "SELECT pg_logical_emit_message(true, '" + prefix + "', '" +
                     std::string(100000, '[') + "')");
   Exec(hostile, "SELECT pg_logical_emit_message(true, '" + prefix + "', 'not json')");

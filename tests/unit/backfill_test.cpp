@@ -171,3 +171,27 @@ TEST_CASE("backfill: conditions over new only") {
 }
 
 }  // namespace walhook
+
+namespace walhook {
+
+TEST_CASE("backfill: what a chunk's snapshot did not see") {
+  SnapshotXids s;
+  REQUIRE(ParseSnapshotXids("4294967400", "4294967390,4294967395", &s));
+  CHECK(s.xmax == 104);  // the epoch is off: wal2json's xids are 32-bit
+  CHECK(s.Invisible(94));
+  CHECK(s.Invisible(99));
+  CHECK_FALSE(s.Invisible(95));
+  CHECK_FALSE(s.Invisible(103));
+  CHECK(s.Invisible(104));
+  CHECK(s.Invisible(200));
+  CHECK(ParseSnapshotXids("10", "", &s));
+  CHECK(s.xip.empty());
+  // Around wraparound: 4294967290 is before xmax 5.
+  REQUIRE(ParseSnapshotXids("5", "", &s));
+  CHECK_FALSE(s.Invisible(4294967290u));
+  CHECK(s.Invisible(7));
+  CHECK_FALSE(ParseSnapshotXids("", "", &s));
+  CHECK_FALSE(ParseSnapshotXids("1", "2,x", &s));
+}
+
+}  // namespace walhook
