@@ -6,11 +6,16 @@
 // condition checker agrees with walhook's parser; a forged watermark makes
 // nothing.
 //
-// Ports 41000-41099 (this file's range).
+// Ports 41000-41099 (this file's range): receivers from 41000, 41010, …,
+// walhook's API from 41050, 41060, …, each the first free of ten.
 
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <pqxx/pqxx>
 
@@ -94,6 +99,23 @@ class Walhook {
   std::unique_ptr<Process> process_;
 };
 
+// A port of [first, first + 10) that can be listened on now. The range is
+// this file's, but it lies inside Linux's ephemeral ports: a connection of
+// another test may hold one for a while.
+int FreePort(int first) {
+  for (int port = first; port < first + 10; ++port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port from " + std::to_string(first));
+}
+
 void Init(const std::string& db) {
   Process init({WalhookBinary(), "init", "--source", db});
   REQUIRE_MESSAGE(init.Wait(30s) == 0, init.Output());
@@ -155,7 +177,7 @@ TEST_CASE(
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(41000);
+  Receiver hook(FreePort(41000));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);"
@@ -164,7 +186,7 @@ TEST_CASE(
        "('t_upd', 'DB_UPDATE', 't', '" +
            hook.Url("/t") + "', true)");
   // Small chunks: many windows for the updates to fall into.
-  auto w = std::make_unique<Walhook>(db, 41001, "200");
+  auto w = std::make_unique<Walhook>(db, FreePort(41050), "200");
   const long id = QL(db, "SELECT eventing.backfill('t_upd')");
   REQUIRE(id > 0);
 
@@ -275,7 +297,7 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(41010);
+  Receiver hook(FreePort(41010));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE items (id int PRIMARY KEY, n numeric(10,2), f float8, r real, b bool, "
@@ -286,7 +308,7 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
        "  '{\"a\": [1, 2.50]}', ARRAY[g, g + 1], ARRAY['x', NULL, 'y,z'], "
        "  '7b1d3b1e-4c3a-4d8e-9f00-0000000000ff', '\\x00ff'::bytea, '1 day 2 hours', "
        "  9007199254740993, 'NaN' FROM generate_series(2, 1000) g;");
-  auto w = std::make_unique<Walhook>(db, 41011, "64");
+  auto w = std::make_unique<Walhook>(db, FreePort(41060), "64");
   Exec(db,
        "INSERT INTO eventing.triggers (name, type, table_name, url, condition) VALUES "
        "('items_ins', 'DB_INSERT', 'items', '" +
@@ -343,14 +365,14 @@ TEST_CASE(
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(41020);
+  Receiver hook(FreePort(41020));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE big (id int PRIMARY KEY, v text);"
        "INSERT INTO big SELECT g, 'v' FROM generate_series(1, 200000) g;"
        "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
        "('big_ins', 'DB_INSERT', 'big', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, 41021, "10");  // slow: 10 rows a chunk
+  auto w = std::make_unique<Walhook>(db, FreePort(41070), "10");  // slow: 10 rows a chunk
   const long id = QL(db, "SELECT eventing.backfill('big_ins')");
   REQUIRE(WaitFor(
       [&] {
@@ -391,7 +413,7 @@ TEST_CASE("backfill: every error in the caller's transaction, and what walhook m
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(41030);
+  Receiver hook(FreePort(41030));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE keyed (id int PRIMARY KEY);"
@@ -405,7 +427,7 @@ TEST_CASE("backfill: every error in the caller's transaction, and what walhook m
        "('gone', 'DB_INSERT', 'not_there', 'http://127.0.0.1:9/');"
        "INSERT INTO eventing.triggers (name, type, url) VALUES "
        "('custom', 'ORDER_SHIPPED', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, 41031, "3");
+  auto w = std::make_unique<Walhook>(db, FreePort(41080), "3");
   CHECK(ErrorOf(db, "SELECT eventing.backfill('nope')").find("does not exist") !=
         std::string::npos);
   CHECK(ErrorOf(db, "SELECT eventing.backfill('del')").find("DB_INSERT and DB_UPDATE") !=
@@ -593,7 +615,7 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(41040);
+  Receiver hook(FreePort(41040));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE t (id int PRIMARY KEY);"
@@ -601,7 +623,7 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
        "CREATE ROLE hostile LOGIN;"
        "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
        "('t_ins', 'DB_INSERT', 't', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, 41041, "1");
+  auto w = std::make_unique<Walhook>(db, FreePort(41090), "1");
   // A running backfill whose watermarks a hostile role tries to imitate.
   const long id = QL(db, "SELECT eventing.backfill('t_ins')");
   REQUIRE(WaitFor(
