@@ -126,6 +126,7 @@ class Run {
       ~Watched() { channel.Unwatch(); }
     } watched{channel_};
     int64_t chunk_no = job.chunks;
+    int64_t written = job.chunks;  // chunks whose events and progress are committed, or will be
     const int64_t max_rows = ChunkRows();
     int64_t limit = max_rows;
     int64_t rows_done = job.rows_done;
@@ -151,6 +152,13 @@ class Run {
       chunk->condition = condition;
       Read(*table, job.last_key, job.pending, limit, chunk.get());
       const std::string next_key = chunk->last_key;
+      // At most one chunk's events wait to be written: the live stream's
+      // batches find a writer free instead of queueing behind a backfill's.
+      // (Reading this chunk overlapped the writing of the one before.)
+      if (!WaitWritten(job.id, written)) {
+        channel_.Close();
+        continue;  // cancelled: the check at the top says so
+      }
       channel_.Hand(std::move(chunk));
       w.high = true;
       Emit(w);
@@ -179,6 +187,7 @@ class Run {
         continue;
       }
       said_waiting = false;
+      ++written;
       limit = std::min<int64_t>(max_rows, limit * 2);
       job.last_key = next_key;
       job.pending = result->pending_keys;
@@ -225,6 +234,21 @@ class Run {
                          job.trigger);
     }
     return "";
+  }
+
+  // Waits until `chunks` chunks of backfill `id` are committed; false when
+  // it stopped running meanwhile (cancelled: its progress is not written).
+  bool WaitWritten(int64_t id, int64_t chunks) {
+    while (!stop_) {
+      pqxx::read_transaction tx(ev_);
+      const auto r = tx.exec_params(
+          fmt::format("SELECT chunks, state FROM {}.backfills WHERE id = $1", s_), id);
+      if (r.empty() || r[0][1].as<std::string>() != "running") return false;
+      if (r[0][0].as<int64_t>() >= chunks) return true;
+      tx.commit();
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return false;
   }
 
   bool StillRunning(int64_t id) {

@@ -9,9 +9,9 @@
 // Ports 41000-41099 (this file's range): receivers from 41000, 41010, …,
 // walhook's API from 41050, 41060, …, each the first free of ten.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
