@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "walhook/backfill.h"
+#include "walhook/backfill_runner.h"
 #include "walhook/batch_writer.h"
 #include "walhook/decoder.h"
 #include "walhook/delivery.h"
@@ -87,13 +89,15 @@ class RefusalLog {
 class Streamer {
  public:
   Streamer(const Config& cfg, EventStore& store, BatchWriter& writer, SourceCatalog& catalog,
-           Delivery& delivery, Lsn confirmed)
+           Delivery& delivery, BackfillChannel& backfills, Lsn confirmed)
       : cfg_(cfg),
         store_(store),
         writer_(writer),
         catalog_(catalog),
         delivery_(delivery),
+        backfills_(backfills),
         message_prefix_(MessagePrefix(cfg.schema)),
+        watermark_prefix_(WatermarkPrefix(cfg.schema)),
         confirmed_(confirmed) {
     db_ = catalog_.Database();
     ReadKeys();
@@ -250,12 +254,22 @@ class Streamer {
         break;
       case ChangeKind::kTruncate:
         ++seq_;
+        if (window_ && Watched()) window_keys_.Overflow();
+        if (backfills_.Watching(&recent_schema_, &recent_table_, &recent_generation_) &&
+            IsTable(recent_schema_, recent_table_)) {
+          recent_overflow_ = true;
+          recent_.clear();
+        }
         LogInfo("TRUNCATE of {}.{} at {} makes no event", change_.schema, change_.table, txn_lsn_);
         break;
       case ChangeKind::kMessage:
         if (change_.transactional) {
           ++seq_;
-          if (change_.prefix == message_prefix_) CaptureQueued();
+          if (change_.prefix == message_prefix_) {
+            CaptureQueued();
+          } else if (change_.prefix == watermark_prefix_) {
+            OnWatermark();
+          }
         } else if (!in_txn_ && Quiet()) {
           confirmed_ = std::max(confirmed_, x->wal_end);
         }
@@ -281,7 +295,151 @@ class Streamer {
     return tables_.emplace(key_, std::move(info)).first->second;
   }
 
+  // Whether change_ is of `schema`.`table` or one of its partitions.
+  bool IsTable(const std::string& schema, const std::string& table) {
+    if (change_.schema == schema && change_.table == table) return true;
+    const TableInfo& info = Table(change_.schema, change_.table);
+    return info.root_schema == schema && info.root_table == table;
+  }
+  // Whether change_ is of the table the open backfill window watches.
+  bool Watched() { return IsTable(watch_schema_, watch_table_); }
+
+  // While a backfill runs: its table's changed keys with their transaction,
+  // until a chunk's snapshot has seen that transaction (the snapshot of a
+  // chunk may miss one that committed just before its low watermark).
+  void NoteRecentKey() {
+    if (!backfills_.Watching(&recent_schema_, &recent_table_, &recent_generation_)) {
+      if (!recent_.empty()) recent_.clear();
+      return;
+    }
+    if (!IsTable(recent_schema_, recent_table_)) return;
+    auto add = [&](std::optional<std::string> key) {
+      if (!key || recent_.size() >= ChangedKeys::kMaxChangedKeys) {
+        recent_overflow_ = true;
+        recent_.clear();
+        return;
+      }
+      if (!recent_overflow_) recent_.emplace_back(txn_xid_, std::move(*key));
+    };
+    if (change_.kind != ChangeKind::kDelete) add(KeyText(change_.columns, change_.pk));
+    if (!change_.identity.empty()) add(KeyText(change_.identity, change_.pk));
+  }
+
+  // Between a chunk's watermarks: the keys of the backfilled table that
+  // change (the new key, and the old one when the change had it).
+  void NoteChangedKey() {
+    if (!Watched()) return;
+    if (change_.kind != ChangeKind::kDelete) window_keys_.Add(KeyText(change_.columns, change_.pk));
+    if (!change_.identity.empty()) window_keys_.Add(KeyText(change_.identity, change_.pk));
+  }
+
+  // A backfill watermark (SPEC §10). Only the open chunk's count; anything
+  // else (forged, or replayed from the slot after a restart, when no rows
+  // are in memory) makes nothing.
+  void OnWatermark() {
+    const std::optional<Watermark> w = ParseWatermark(change_.content);
+    if (!w) {
+      refusals_.Say(
+          fmt::format("slot \"{}\": a message with the prefix \"{}\" at {} is not a "
+                      "watermark walhook wrote; skipped",
+                      cfg_.slot, watermark_prefix_, txn_lsn_));
+      return;
+    }
+    if (!w->high) {
+      if (backfills_.Low(*w, &watch_schema_, &watch_table_)) {
+        window_keys_.Clear();
+        window_ = true;
+      }
+      return;
+    }
+    std::unique_ptr<BackfillChunk> chunk = backfills_.High(*w);
+    if (chunk == nullptr) return;
+    window_ = false;
+    backfills_.Resolve(MakeBackfillEvents(*chunk));
+  }
+
+  // At a chunk's high watermark: an event for each row whose key did not
+  // change between the watermarks, keyed on this transaction's position and
+  // the row's place in the chunk; the changed keys are left to the next
+  // chunk, which reads them after their change.
+  ChunkResult MakeBackfillEvents(const BackfillChunk& chunk) {
+    ChunkResult result;
+    const Trigger* trigger = nullptr;
+    for (const Trigger& t : matcher_.triggers()) {
+      if (t.name == chunk.trigger) trigger = &t;
+    }
+    if (trigger == nullptr) {
+      result.redo = true;
+      result.why_redo = fmt::format(
+          "trigger \"{}\" is disabled or inactive (see trigger_status.last_error)", chunk.trigger);
+      return result;
+    }
+    if (window_keys_.overflow() || recent_overflow_) {
+      recent_overflow_ = false;
+      result.redo = true;
+      result.why_redo = fmt::format("more than {} keys of the table changed while it was read",
+                                    ChangedKeys::kMaxChangedKeys);
+      return result;
+    }
+    // Keys changed by transactions the chunk's snapshot did not see count
+    // as changed too; those it saw are seen by every later snapshot.
+    size_t kept = 0;
+    for (size_t i = 0; i < recent_.size(); ++i) {
+      if (recent_[i].first != 0 && chunk.snapshot.Invisible(recent_[i].first)) {
+        window_keys_.Add(recent_[i].second);
+        if (kept != i) recent_[kept] = std::move(recent_[i]);
+        ++kept;
+      }
+    }
+    recent_.resize(kept);
+    std::string pending = "[";
+    if (batch_.empty()) batch_started_ = Clock::now();
+    for (size_t i = 0; i < chunk.rows.size(); ++i) {
+      const BackfillRow& row = chunk.rows[i];
+      RowChange(*chunk.table, row, &backfill_change_);
+      if (window_keys_.size() > 0 &&
+          window_keys_.Contains(
+              KeyText(backfill_change_.columns, backfill_change_.pk).value_or(""))) {
+        if (pending.size() > 1) pending += ',';
+        pending += RawKey(*chunk.table, row);
+        continue;
+      }
+      ++result.emitted;
+      const ChangeValueSource values(backfill_change_);
+      if (trigger->parsed_condition != nullptr && !trigger->parsed_condition->Fires(values)) {
+        continue;
+      }
+      if (chunk.condition != nullptr && !chunk.condition->Fires(values)) continue;
+      const TableInfo& table = Table(row.leaf_schema, row.leaf_table);
+      const std::string payload =
+          BackfillPayload(payload_.Build(backfill_change_, table, db_), chunk.backfill);
+      Handoff handoff = Handoff::kSweep;
+      if (trigger->ordered) {
+        handoff = Handoff::kOrdered;
+      } else if (payload.size() <= kMaxEventBytes) {
+        handoff = Take(trigger->name, payload.size());
+      }
+      batch_.Add(trigger->name, trigger->type, payload, txn_ts_, txn_lsn_, static_cast<int>(i) + 1,
+                 handoff);
+      ++result.events;
+    }
+    pending += ']';
+    result.done = chunk.end_of_table && pending == "[]";
+    result.pending_keys = pending;
+    BackfillProgress progress;
+    progress.backfill = chunk.backfill;
+    progress.rows = result.emitted;
+    progress.last_key = chunk.last_key;
+    progress.pending_keys = pending;
+    progress.done = result.done;
+    batch_.SetProgress(std::move(progress));
+    Flush();  // one chunk's progress per batch
+    return result;
+  }
+
   void Capture() {
+    if (window_) NoteChangedKey();
+    NoteRecentKey();
     if (!matcher_.has_db()) return;
     const TableInfo& table = Table(change_.schema, change_.table);
     matched_.clear();
@@ -389,7 +547,7 @@ class Streamer {
 
   // Hands the batch and the position it completes to the writer thread.
   void Flush() {
-    if (batch_.empty() && !batch_complete_.valid()) return;
+    if (batch_.empty() && !batch_complete_.valid() && !batch_.progress()) return;
     writer_.Submit(&batch_, batch_complete_);
     batch_complete_ = Lsn();
   }
@@ -416,8 +574,21 @@ class Streamer {
   BatchWriter& writer_;
   SourceCatalog& catalog_;
   Delivery& delivery_;
+  BackfillChannel& backfills_;
   std::string db_;
-  const std::string message_prefix_;  // of events queued with queue_event
+  const std::string message_prefix_;    // of events queued with queue_event
+  const std::string watermark_prefix_;  // of backfill watermarks
+  // The open backfill window: between a chunk's low and high watermarks.
+  bool window_ = false;
+  std::string watch_schema_, watch_table_;
+  ChangedKeys window_keys_;
+  // The backfilled table's changed keys by transaction, until a chunk's
+  // snapshot saw that transaction (see NoteRecentKey).
+  std::vector<std::pair<uint32_t, std::string>> recent_;
+  bool recent_overflow_ = false;
+  std::string recent_schema_, recent_table_;
+  uint64_t recent_generation_ = 0;
+  Change backfill_change_;
   Matcher matcher_;
   Decoder decoder_;
   Change change_;
@@ -601,8 +772,12 @@ void Bridge::Session(Delivery& delivery) {
   // Postgres invalidated it.
   slot = catalog.Slot(config_.slot);
   ThrowIfLost(slot, config_.slot);
-  Streamer streamer(config_, store, writer, catalog, delivery, slot.confirmed_flush);
+  BackfillChannel backfills;
+  Streamer streamer(config_, store, writer, catalog, delivery, backfills, slot.confirmed_flush);
   streamer.ReloadTriggers();
+  // Backfills run on their own thread and connections while this node streams.
+  BackfillRunner backfill_runner(config_, backfills);
+  backfill_runner.Start();
   const std::vector<std::pair<std::string, std::string>> options = {
       {"format-version", "2"},
       {"include-lsn", "1"},
@@ -610,7 +785,8 @@ void Bridge::Session(Delivery& delivery) {
       {"include-pk", "1"},
       {"include-timestamp", "1"},
       {"filter-tables", EscapeFilter(config_.schema) + ".*"},
-      {"add-msg-prefixes", "walhook.heartbeat," + MessagePrefix(config_.schema)},
+      {"add-msg-prefixes", "walhook.heartbeat," + MessagePrefix(config_.schema) + "," +
+                               WatermarkPrefix(config_.schema)},
   };
   // The previous consumer's walsender may take a moment to go away.
   for (int attempt = 0;; ++attempt) {

@@ -84,6 +84,15 @@ int Status(const Config& cfg) {
   PrintTable(tx.exec(fmt::format("SELECT * FROM {}.trigger_status", s)));
   fmt::print("{}.bridge_status\n", cfg.schema);
   PrintTable(tx.exec(fmt::format("SELECT * FROM {}.bridge_status", s)));
+  // Backfills running, and those that ended in the last day (SPEC §10).
+  if (!tx.exec_params1("SELECT to_regclass($1) IS NULL", s + ".backfills")[0].as<bool>()) {
+    fmt::print("{}.backfills\n", cfg.schema);
+    PrintTable(tx.exec(fmt::format(
+        "SELECT id, trigger_name, state, rows_done, rows_estimate, started_at, finished_at, error "
+        "FROM {}.backfills WHERE state = 'running' OR finished_at > now() - interval '1 day' "
+        "ORDER BY id",
+        s)));
+  }
   return kExitOk;
 }
 

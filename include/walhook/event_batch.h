@@ -64,6 +64,17 @@ struct Schedule {
   bool later() const { return delay_ms > 0 || at_ms.has_value(); }
 };
 
+// A backfill's progress after a chunk (SPEC §10), written in the same
+// transaction as the chunk's events, so a restart resumes exactly after the
+// last chunk written.
+struct BackfillProgress {
+  int64_t backfill = 0;
+  int64_t rows = 0;          // rows the chunk wrote (added to rows_done)
+  std::string last_key;      // JSON array: the last key read in key order
+  std::string pending_keys;  // JSON array of keys to read again
+  bool done = false;         // the backfill is done
+};
+
 class EventBatch {
  public:
   EventBatch() { Clear(); }
@@ -92,6 +103,10 @@ class EventBatch {
     int seq = 0;
   };
   EventRef Event(size_t i) const;
+
+  // The backfill progress this batch writes with its events (at most one).
+  void SetProgress(BackfillProgress p) { progress_ = std::move(p); }
+  const std::optional<BackfillProgress>& progress() const { return progress_; }
 
   size_t size() const { return size_; }
   // The commit LSN of the first event (the lowest: the stream is in commit order).
@@ -166,6 +181,7 @@ class EventBatch {
   bool has_ordered_ = false;
   bool has_scheduled_ = false;
   bool copyable_ = true;
+  std::optional<BackfillProgress> progress_;
   std::string rows_;                // COPY rows, back to back
   std::vector<size_t> row_starts_;  // where each begins, and where the last ends
   std::vector<LeasedRow> leased_;

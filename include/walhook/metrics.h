@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace walhook {
@@ -48,6 +49,17 @@ class Metrics {
   }
   void AddFileEvents(uint64_t n) { file_events_.fetch_add(n, std::memory_order_relaxed); }
 
+  // The backfill this node runs (SPEC §10), for /healthz and /metrics;
+  // id 0: none. rows_estimate -1: not known.
+  struct BackfillFigures {
+    int64_t id = 0;
+    std::string trigger;
+    int64_t rows_done = 0;
+    int64_t rows_estimate = -1;
+  };
+  void SetBackfill(int64_t id, std::string trigger, int64_t rows_done, int64_t rows_estimate);
+  BackfillFigures backfill() const;
+
   // The Prometheus text exposition.
   std::string Render() const;
 
@@ -65,6 +77,8 @@ class Metrics {
   std::array<std::atomic<uint64_t>, kLatencyBounds.size()> buckets_{};
   std::atomic<uint64_t> latency_count_{0};
   std::atomic<uint64_t> latency_sum_us_{0};
+  mutable std::mutex backfill_mu_;
+  BackfillFigures backfill_;
 };
 
 // The process's metrics.

@@ -76,6 +76,9 @@ class EventStore {
   size_t Insert(const EventBatch& batch, bool replay, std::vector<StoredEvent>* owned,
                 const std::function<void()>& before_commit);
   static constexpr size_t kCopyMin = 64;
+  // Writes a backfill's progress on its own (a batch with no events; see
+  // EventBatch::progress, which Insert writes in the batch's transaction).
+  void WriteProgress(const BackfillProgress& progress);
   // The highest source_lsn stored in this connection's epoch (0/0 when
   // none): batches wholly past it cannot hold a stored event.
   Lsn LastStoredLsn();
@@ -100,6 +103,7 @@ class EventStore {
   class Receiver;
   std::string Quoted();
   void UpsertTriggerHealth(pqxx::work& tx, const std::vector<TriggerHealth>& health);
+  void WriteProgress(pqxx::transaction_base& tx, const BackfillProgress& progress);
   size_t Copy(const EventBatch& batch, std::vector<StoredEvent>* owned,
               const std::function<void()>& before_commit);
 

@@ -219,6 +219,25 @@ struct HttpApi::Impl {
     std::string node_id;
     ReplaceInvalidUtf8(cfg.node_id, &node_id);
     w.String(node_id.data(), static_cast<rapidjson::SizeType>(node_id.size()));
+    // The backfill this node runs (SPEC §10), if any.
+    const Metrics::BackfillFigures bf = GlobalMetrics().backfill();
+    if (bf.id != 0) {
+      w.Key("backfill");
+      w.StartObject();
+      w.Key("id");
+      w.Int64(bf.id);
+      w.Key("trigger");
+      w.String(bf.trigger.data(), static_cast<rapidjson::SizeType>(bf.trigger.size()));
+      w.Key("rows_done");
+      w.Int64(bf.rows_done);
+      w.Key("rows_estimate");
+      if (bf.rows_estimate < 0) {
+        w.Null();
+      } else {
+        w.Int64(bf.rows_estimate);
+      }
+      w.EndObject();
+    }
     w.EndObject();
     return {200, std::string(b.GetString(), b.GetSize()), "application/json"};
   }

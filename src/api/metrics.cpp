@@ -113,7 +113,39 @@ std::string Metrics::Render() const {
                  "walhook_delivery_latency_seconds_count {}\n",
                  load(latency_count_), static_cast<double>(load(latency_sum_us_)) / 1e6,
                  load(latency_count_));
+  const BackfillFigures b = backfill();
+  fmt::format_to(it,
+                 "# HELP walhook_backfill_running Backfills this node is running (0 or 1).\n"
+                 "# TYPE walhook_backfill_running gauge\n"
+                 "walhook_backfill_running {}\n",
+                 b.id != 0 ? 1 : 0);
+  if (b.id != 0) {
+    // Trigger names are [a-z0-9_-]+ (a CHECK in eventing.triggers): no escaping needed.
+    fmt::format_to(it,
+                   "# HELP walhook_backfill_rows_done Rows the running backfill has written.\n"
+                   "# TYPE walhook_backfill_rows_done gauge\n"
+                   "walhook_backfill_rows_done{{id=\"{0}\",trigger=\"{1}\"}} {2}\n"
+                   "# HELP walhook_backfill_rows_estimate The table's estimated rows "
+                   "(pg_class.reltuples) when the backfill started.\n"
+                   "# TYPE walhook_backfill_rows_estimate gauge\n"
+                   "walhook_backfill_rows_estimate{{id=\"{0}\",trigger=\"{1}\"}} {3}\n",
+                   b.id, b.trigger, b.rows_done, b.rows_estimate);
+  }
   return out;
+}
+
+void Metrics::SetBackfill(int64_t id, std::string trigger, int64_t rows_done,
+                          int64_t rows_estimate) {
+  std::lock_guard<std::mutex> lock(backfill_mu_);
+  backfill_.id = id;
+  backfill_.trigger = std::move(trigger);
+  backfill_.rows_done = rows_done;
+  backfill_.rows_estimate = rows_estimate;
+}
+
+Metrics::BackfillFigures Metrics::backfill() const {
+  std::lock_guard<std::mutex> lock(backfill_mu_);
+  return backfill_;
 }
 
 Metrics& GlobalMetrics() {

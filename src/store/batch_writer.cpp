@@ -92,6 +92,10 @@ size_t WriteOrRefuse(EventStore& store, const EventBatch& batch, bool replay,
           e.trigger, e.lsn, e.seq, *why, Why(again));
     }
   }
+  // The parts were written without the backfill progress the batch
+  // carries: it follows them (a crash before it makes the chunk be read and
+  // written again, and the events' keys make that insert nothing twice).
+  if (batch.progress()) store.WriteProgress(*batch.progress());
   return inserted;
 }
 
@@ -171,7 +175,10 @@ void BatchWriter::Loop(EventStore* store) {
     // Other batches commit as soon as they are written (one statement, its
     // own transaction), so one batch's commit never waits for another's and
     // Postgres flushes commits that come together at once.
-    const bool in_order = job.batch.has_ordered() && durable_seq_ != job.seq;
+    // A backfill's progress too: it must never be durable before the
+    // events of the chunks before it.
+    const bool in_order =
+        (job.batch.has_ordered() || job.batch.progress()) && durable_seq_ != job.seq;
     lock.unlock();
     size_t n = 0;
     std::exception_ptr error;
@@ -185,6 +192,9 @@ void BatchWriter::Loop(EventStore* store) {
       if (!job.batch.empty()) {
         n = WriteOrRefuse(*store, job.batch, job.batch.first_lsn() <= last_stored_, &stored,
                           in_order ? std::function<void()>(in_turn) : std::function<void()>());
+      } else if (job.batch.progress()) {
+        if (in_order) in_turn();
+        store->WriteProgress(*job.batch.progress());
       }
     } catch (...) {
       error = std::current_exception();

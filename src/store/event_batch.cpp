@@ -59,6 +59,7 @@ void EventBatch::Clear() {
   has_ordered_ = false;
   has_scheduled_ = false;
   copyable_ = true;
+  progress_.reset();
   rows_.clear();
   row_starts_.assign(1, 0);
   leased_.clear();

@@ -293,10 +293,13 @@ size_t EventStore::Insert(const EventBatch& batch, bool replay, std::vector<Stor
                             batch.ats());
   };
   pqxx::result res;
-  if (before_commit) {
+  if (before_commit || batch.progress()) {
     pqxx::work tx(conn_);
     res = insert(tx);
-    before_commit();
+    // After before_commit, which waits for the earlier batches to commit:
+    // one of them may hold progress of the same backfill (its row lock).
+    if (before_commit) before_commit();
+    if (batch.progress()) WriteProgress(tx, *batch.progress());
     tx.commit();
   } else {
     pqxx::nontransaction tx(conn_);  // one statement: its own transaction
@@ -363,8 +366,29 @@ size_t EventStore::Copy(const EventBatch& batch, std::vector<StoredEvent>* owned
     copy.complete();
   }
   if (before_commit) before_commit();
+  if (batch.progress()) WriteProgress(tx, *batch.progress());
   tx.commit();
   return batch.size();
+}
+
+void EventStore::WriteProgress(pqxx::transaction_base& tx, const BackfillProgress& p) {
+  // A cancelled backfill stays cancelled: its last chunk's events are
+  // written, its progress not.
+  tx.exec_params(
+      fmt::format("UPDATE {}.backfills SET rows_done = rows_done + $2, last_key = $3::json, "
+                  "pending_keys = $4::json, chunks = chunks + 1, updated_at = now(), "
+                  "state = CASE WHEN $5 THEN 'done' ELSE state END, "
+                  "finished_at = CASE WHEN $5 THEN now() END "
+                  "WHERE id = $1 AND state = 'running'",
+                  Quoted()),
+      p.backfill, p.rows, p.last_key.empty() ? std::optional<std::string>() : p.last_key,
+      p.pending_keys.empty() ? std::optional<std::string>() : p.pending_keys, p.done);
+}
+
+void EventStore::WriteProgress(const BackfillProgress& p) {
+  pqxx::work tx(conn_);
+  WriteProgress(tx, p);
+  tx.commit();
 }
 
 void EventStore::SetEpoch(int64_t epoch) {
