@@ -195,9 +195,9 @@ async function main() {
     await page.fill('#f-transform', '{"method": "PUT", "url": "{{$base_url}}/{{$body.data.doc.id}}"}');
     await page.waitForSelector('#transform-check > *', { timeout: WAIT });
     await page.click('#preview-button');
-    // Whatever the Kriti engine of this build says: the request it renders,
-    // or its error with a position.
-    await page.waitForSelector('#preview [data-test=request], #preview [data-test=parse-error]', { timeout: WAIT });
+    await page.waitForSelector('#preview [data-test=request]', { timeout: WAIT });
+    const preview = await page.textContent('#preview [data-test=request]');
+    check(preview.includes('PUT') && preview.includes(`${RECEIVER}/items/`), `the preview: ${preview}`);
     await shot(page, 'trigger-transform-preview');
 
     step = 'a row holding HTML shows its characters and runs nothing';
@@ -245,9 +245,18 @@ async function main() {
     check(answer.includes('"pong"'), `the synchronous result: ${answer}`);
     await shot(page, 'queue');
 
-    step = 'backfills';
+    step = 'backfills: start one for items-hook and watch it finish';
     await page.click('a[href="#/backfills"]');
     await page.waitForSelector('#backfill-list > *', { timeout: WAIT });
+    await page.waitForSelector('#bf-trigger option[value="items-hook"]', { state: 'attached', timeout: WAIT });
+    await page.selectOption('#bf-trigger', 'items-hook');
+    await page.click('#bf-start');
+    await page.waitForFunction(() => [...document.querySelectorAll('#backfill-list [data-test=status]')]
+      .some((b) => b.textContent === 'done'), null, { timeout: WAIT });
+    const rows = sql('SELECT count(*) FROM items');
+    const backfilled = sql("SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'items-hook' " +
+      "AND payload::jsonb ? 'backfill'");
+    check(rows === backfilled, `${backfilled} backfill events for ${rows} rows`);
     await shot(page, 'backfills');
 
     step = 'the trigger list toggles enabled';

@@ -25,8 +25,8 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kSecret = "admin-secret";
-constexpr int kApiPort = 41200;
-constexpr int kHookPort = 41201;
+constexpr int kApiPort = 21200;
+constexpr int kHookPort = 21201;
 
 int64_t NowS() {
   return std::chrono::duration_cast<std::chrono::seconds>(

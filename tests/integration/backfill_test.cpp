@@ -6,8 +6,8 @@
 // condition checker agrees with walhook's parser; a forged watermark makes
 // nothing.
 //
-// Ports 41000-41099 (this file's range): receivers from 41000, 41010, …,
-// walhook's API from 41050, 41060, …, each the first free of ten.
+// Ports 21000-21099 (this file's range): receivers from 21000, 21010, …,
+// walhook's API from 21050, 21060, …, each the first free of ten.
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -99,9 +99,8 @@ class Walhook {
   std::unique_ptr<Process> process_;
 };
 
-// A port of [first, first + 10) that can be listened on now. The range is
-// this file's, but it lies inside Linux's ephemeral ports: a connection of
-// another test may hold one for a while.
+// A port of [first, first + 10) that can be listened on now (a port of this
+// file's range may still be held by a previous test's connection).
 int FreePort(int first) {
   for (int port = first; port < first + 10; ++port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -177,7 +176,7 @@ TEST_CASE(
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(FreePort(41000));
+  Receiver hook(FreePort(21000));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);"
@@ -186,7 +185,7 @@ TEST_CASE(
        "('t_upd', 'DB_UPDATE', 't', '" +
            hook.Url("/t") + "', true)");
   // Small chunks: many windows for the updates to fall into.
-  auto w = std::make_unique<Walhook>(db, FreePort(41050), "200");
+  auto w = std::make_unique<Walhook>(db, FreePort(21050), "200");
   const long id = QL(db, "SELECT eventing.backfill('t_upd')");
   REQUIRE(id > 0);
 
@@ -297,7 +296,7 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(FreePort(41010));
+  Receiver hook(FreePort(21010));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE items (id int PRIMARY KEY, n numeric(10,2), f float8, r real, b bool, "
@@ -308,7 +307,7 @@ TEST_CASE("backfill: a condition backfills exactly the matching rows, with a liv
        "  '{\"a\": [1, 2.50]}', ARRAY[g, g + 1], ARRAY['x', NULL, 'y,z'], "
        "  '7b1d3b1e-4c3a-4d8e-9f00-0000000000ff', '\\x00ff'::bytea, '1 day 2 hours', "
        "  9007199254740993, 'NaN' FROM generate_series(2, 1000) g;");
-  auto w = std::make_unique<Walhook>(db, FreePort(41060), "64");
+  auto w = std::make_unique<Walhook>(db, FreePort(21060), "64");
   Exec(db,
        "INSERT INTO eventing.triggers (name, type, table_name, url, condition) VALUES "
        "('items_ins', 'DB_INSERT', 'items', '" +
@@ -365,14 +364,14 @@ TEST_CASE(
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(FreePort(41020));
+  Receiver hook(FreePort(21020));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE big (id int PRIMARY KEY, v text);"
        "INSERT INTO big SELECT g, 'v' FROM generate_series(1, 200000) g;"
        "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
        "('big_ins', 'DB_INSERT', 'big', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, FreePort(41070), "10");  // slow: 10 rows a chunk
+  auto w = std::make_unique<Walhook>(db, FreePort(21070), "10");  // slow: 10 rows a chunk
   const long id = QL(db, "SELECT eventing.backfill('big_ins')");
   REQUIRE(WaitFor(
       [&] {
@@ -413,7 +412,7 @@ TEST_CASE("backfill: every error in the caller's transaction, and what walhook m
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(FreePort(41030));
+  Receiver hook(FreePort(21030));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE keyed (id int PRIMARY KEY);"
@@ -427,7 +426,7 @@ TEST_CASE("backfill: every error in the caller's transaction, and what walhook m
        "('gone', 'DB_INSERT', 'not_there', 'http://127.0.0.1:9/');"
        "INSERT INTO eventing.triggers (name, type, url) VALUES "
        "('custom', 'ORDER_SHIPPED', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, FreePort(41080), "3");
+  auto w = std::make_unique<Walhook>(db, FreePort(21080), "3");
   CHECK(ErrorOf(db, "SELECT eventing.backfill('nope')").find("does not exist") !=
         std::string::npos);
   CHECK(ErrorOf(db, "SELECT eventing.backfill('del')").find("DB_INSERT and DB_UPDATE") !=
@@ -615,7 +614,7 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
   Init(db);
-  Receiver hook(FreePort(41040));
+  Receiver hook(FreePort(21040));
   AddUnrelated(db, hook);
   Exec(db,
        "CREATE TABLE t (id int PRIMARY KEY);"
@@ -623,7 +622,7 @@ TEST_CASE("backfill: a forged watermark makes nothing") {
        "CREATE ROLE hostile LOGIN;"
        "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
        "('t_ins', 'DB_INSERT', 't', 'http://127.0.0.1:9/')");
-  auto w = std::make_unique<Walhook>(db, FreePort(41090), "1");
+  auto w = std::make_unique<Walhook>(db, FreePort(21090), "1");
   // A running backfill whose watermarks a hostile role tries to imitate.
   const long id = QL(db, "SELECT eventing.backfill('t_ins')");
   REQUIRE(WaitFor(

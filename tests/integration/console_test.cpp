@@ -20,8 +20,8 @@ namespace walhook::test {
 namespace {
 
 constexpr const char* kSecret = "console-secret";
-constexpr int kApiPort = 41250;
-constexpr int kHookPort = 41251;
+constexpr int kApiPort = 21250;
+constexpr int kHookPort = 21251;
 
 std::string Env(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);

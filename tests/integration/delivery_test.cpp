@@ -1785,7 +1785,7 @@ TEST_CASE("sql: with the README's grants a team manages triggers and reads the s
   const std::string db = pg.conninfo();
   Init(db);
   const auto grants = ReadmeGrants();
-  REQUIRE(grants.size() == 4);
+  REQUIRE(grants.size() == 6);
   Exec(db, "CREATE ROLE app_team LOGIN");
   for (const std::string& g : grants) Exec(db, g);
   const std::string team = pg.conninfo("postgres", "app_team");
@@ -1825,6 +1825,11 @@ TEST_CASE("sql: with the README's grants a team manages triggers and reads the s
   CHECK(Q(team, "SELECT eventing.redeliver(" + other_id + ")") == "t");
   CHECK(Q(team, "SELECT status || ' ' || remark FROM eventing.event_logs WHERE id = " + other_id) ==
         "staged redelivery requested");
+
+  // Backfills: the team reads their progress; a role without the grant cannot.
+  CHECK(QL(team, "SELECT count(*) FROM eventing.backfills") == 0);
+  CHECK_THROWS(Exec(outsider, "SELECT count(*) FROM eventing.backfills"));
+  CHECK_THROWS(Exec(outsider, "SELECT eventing.cancel_backfill(1)"));
 }
 
 TEST_CASE("sql: roles that could update event_logs keep redeliver() and cancel() after 010") {

@@ -3,7 +3,7 @@
 // what arrived. Templates that do not parse make their trigger inactive; one
 // that does not evaluate for an event fails that event without a request;
 // after each hostile one walhook is alive, /healthz answers and another
-// trigger's event is still delivered. Ports 41100-41199.
+// trigger's event is still delivered. Ports 21100-21199.
 
 #include <signal.h>
 
@@ -192,7 +192,7 @@ void Setup(Env* env, int port, Policy policy = {}) {
 // SPEC §11: method, URL, query, headers, body and claims, checked at the receiver.
 TEST_CASE("transform: a PUT with a templated URL, query, headers, body and token claims") {
   Env env;
-  Setup(&env, 41100);
+  Setup(&env, 21100);
   const std::string transform = R"({
     "method": "PUT",
     "url": "{{$base_url}}/docs/{{$body.data.doc.id}}",
@@ -286,7 +286,7 @@ TEST_CASE("transform: a PUT with a templated URL, query, headers, body and token
 
 TEST_CASE("transform: a GET without a body, a DELETE, and a form post") {
   Env env;
-  Setup(&env, 41110);
+  Setup(&env, 21110);
   AddHook(
       env.db,
       {.name = "get",
@@ -345,7 +345,7 @@ TEST_CASE("transform: a GET without a body, a DELETE, and a form post") {
 
 TEST_CASE("transform: a template that does not parse makes its trigger inactive") {
   Env env;
-  Setup(&env, 41120);
+  Setup(&env, 21120);
   AddHook(env.db, {.name = "broken",
                    .table = "items",
                    .url = env.hook->Url("/broken"),
@@ -380,7 +380,7 @@ TEST_CASE("transform: a template that does not parse makes its trigger inactive"
 
 TEST_CASE("transform: an evaluation error fails that event at once, without a request") {
   Env env;
-  Setup(&env, 41130);
+  Setup(&env, 21130);
   // toUpper of a number: a type error, for every event of this trigger.
   AddHook(env.db, {.name = "typed",
                    .table = "items",
@@ -414,7 +414,7 @@ TEST_CASE("transform: an evaluation error fails that event at once, without a re
 
 TEST_CASE("transform: reserved headers are refused; a URL that is not http(s) fails the event") {
   Env env;
-  Setup(&env, 41140);
+  Setup(&env, 21140);
   AddHook(env.db,
           {.name = "token_header",
            .table = "items",
@@ -447,8 +447,8 @@ TEST_CASE("transform: reserved headers are refused; a URL that is not http(s) fa
 
   Exec(env.db,
        "INSERT INTO items (id, target) VALUES (1, 'file:///etc/passwd'), "
-       "(2, 'gopher://127.0.0.1:41141/x'), (3, 'http://127.0.0.1:41140/elsewhere/ok'), "
-       "(4, 'http://127.0.0.1:41140/a b')");
+       "(2, 'gopher://127.0.0.1:21141/x'), (3, 'http://127.0.0.1:21140/elsewhere/ok'), "
+       "(4, 'http://127.0.0.1:21140/a b')");
   std::vector<long> ids;
   REQUIRE(WaitFor(
       [&] {
@@ -483,7 +483,7 @@ TEST_CASE("transform: reserved headers are refused; a URL that is not http(s) fa
 TEST_CASE("transform: a changed transform applies to a waiting retry") {
   Env env;
   // The first request fails; the retry waits 2 s.
-  Setup(&env, 41150, [](const Arrival& a) {
+  Setup(&env, 21150, [](const Arrival& a) {
     Reply r;
     if (a.path == "/hook/v1") r.status = 500;
     return r;
@@ -519,7 +519,7 @@ TEST_CASE("transform: a changed transform applies to a waiting retry") {
 // `walhook sink` answered only POST: a transformed request's PUT, PATCH,
 // DELETE or GET got 404 there.
 TEST_CASE("transform: walhook sink takes and prints every method, with its query and body") {
-  const std::string port = "41160";
+  const std::string port = "21160";
   Process sink({WalhookBinary(), "sink", "--listen", "127.0.0.1:" + port});
   REQUIRE(WaitFor([&] { return sink.Output().find("listening") != std::string::npos; }, 5s));
   httplib::Client c("127.0.0.1", std::stoi(port));
