@@ -18,17 +18,23 @@ if [ ! -f build-fuzz/build.ninja ]; then
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link \
     >/dev/null
 fi
-ninja -C build-fuzz $(printf "contrib/fuzz/%s_fuzz " "${targets[@]}") >/dev/null
+# A build that fails says why (ninja prints its errors on standard output).
+if ! ninja -C build-fuzz $(printf "contrib/fuzz/%s_fuzz " "${targets[@]}") >build-fuzz/ninja.log 2>&1; then
+  echo "fuzz: the fuzz targets did not build (clang):" >&2
+  grep -E "error|FAILED" build-fuzz/ninja.log | head -n 20 >&2
+  exit 1
+fi
 
 # Undefined behaviour is a finding too, except RapidJSON's own (see the file).
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/contrib/fuzz/ubsan.supp"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p build-fuzz/artifacts
-status=0
-for t in "${targets[@]}"; do
+# One target a core: each still runs `seconds` of its own.
+jobs=$(nproc)
+fuzz_one() {
+  local t=$1 log="$work/$1.log"
   cp -r "contrib/fuzz/${t}_corpus" "$work/$t"
-  log="$work/$t.log"
   if build-fuzz/contrib/fuzz/"${t}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ "$work/$t" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
@@ -36,7 +42,16 @@ for t in "${targets[@]}"; do
   else
     echo "fuzz: ${t}_fuzz FAILED; the input is in build-fuzz/artifacts/:" >&2
     tail -n 40 "$log" >&2
-    status=1
+    touch "$work/$t.failed"
   fi
+}
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+status=0
+for t in "${targets[@]}"; do
+  [ ! -e "$work/$t.failed" ] || status=1
 done
 exit "$status"

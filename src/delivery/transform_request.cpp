@@ -533,7 +533,7 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
     }
     // Replaces an earlier one of the same name (headers are case-insensitive).
     out.headers.erase(std::remove_if(out.headers.begin(), out.headers.end(),
-                                     [&](const std::string& line) {
+                                     [&name = name](const std::string& line) {
                                        return line.size() > name.size() &&
                                               line[name.size()] == ':' &&
                                               EqualsNoCase(line.substr(0, name.size()), name);
