@@ -70,6 +70,13 @@ bool IsReservedHeader(std::string_view name);
 // "" when every header may be sent.
 std::string CheckTriggerHeaders(std::string_view headers_json);
 
+// Whether `c` may appear in an HTTP header name (an RFC 9110 token).
+bool IsHeaderTokenChar(char c);
+
+// A name or value quoted in a message (last_error, a remark): control bytes
+// and quotes escaped, at most 64 bytes of it, never cut inside a character.
+std::string ShownInMessage(std::string_view text);
+
 // A custom-event trigger as matching needs it, its condition parsed; nullopt
 // when CheckPayloadTrigger refuses it (the streaming node's validation shows
 // why in trigger_status.last_error).

@@ -98,30 +98,6 @@ std::string StringText(std::string_view json_string) {
   return {d.GetString(), d.GetStringLength()};
 }
 
-bool IsTokenChar(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  if (std::isalnum(u)) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-// A name quoted for a message: control bytes escaped, 64 bytes at most.
-std::string Shown(std::string_view text) {
-  std::string out;
-  for (const char c : Utf8Prefix(text, 64)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) {
-      out += fmt::format("\\x{:02x}", u);
-    } else if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else {
-      out.push_back(c);
-    }
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
-
 // --- parsing -------------------------------------------------------------------
 
 std::string_view Text(const rapidjson::Value& v) {
@@ -155,21 +131,21 @@ Status ParseTemplateMap(const rapidjson::Value& doc, const char* member, bool he
     const std::string name(Text(m.name));
     if (headers) {
       if (name.empty()) return Status::Error("request_transform.headers: a header name is empty");
-      if (!std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      if (!std::all_of(name.begin(), name.end(), IsHeaderTokenChar)) {
         return Status::Error(fmt::format(
             "request_transform.headers: \"{}\" is not a valid header name (letters, digits and "
             "!#$%&'*+-.^_`|~ only; no spaces, colons or line breaks)",
-            Shown(name)));
+            ShownInMessage(name)));
       }
       if (IsReservedHeader(name)) {
         return Status::Error(fmt::format(
             "request_transform.headers: \"{}\" is set by walhook and may not be set by a trigger "
             "(Host, Content-Length, Transfer-Encoding, Connection, Content-Type, X-SC-Token and "
             "webhook-* are walhook's; content_type sets the Content-Type)",
-            Shown(name)));
+            ShownInMessage(name)));
       }
     }
-    const std::string what = fmt::format("request_transform.{}.{}", member, Shown(name));
+    const std::string what = fmt::format("request_transform.{}.{}", member, ShownInMessage(name));
     if (!m.value.IsString()) return Status::Error(what + ": not a string");
     auto t = ParseOne(what, Text(m.value), kriti::Mode::kString);
     if (!t.ok()) return Status::Error(t.error());
@@ -199,7 +175,7 @@ Result<std::shared_ptr<const RequestTransform>> ParseRequestTransform(
         return Status::Error(fmt::format(
             "request_transform: unknown member \"{}\" (method, url, query_params, headers, body "
             "and content_type are known)",
-            Shown(Text(m.name))));
+            ShownInMessage(Text(m.name))));
       }
     }
     if (const auto it = doc.FindMember("method"); it != doc.MemberEnd() && !it->value.IsNull()) {
@@ -515,8 +491,8 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
     return Status::Error(Failed("url", fmt::format("longer than {} bytes", kMaxUrl)));
   }
   if (Status st = CheckHttpUrl(out.url); !st.ok()) {
-    return Status::Error(
-        Failed("url", fmt::format("\"{}\" is not sent: {}", Shown(out.url), st.message())));
+    return Status::Error(Failed(
+        "url", fmt::format("\"{}\" is not sent: {}", ShownInMessage(out.url), st.message())));
   }
 
   // Headers: reserved names were refused at parse; values must stay one line.

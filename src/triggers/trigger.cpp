@@ -122,7 +122,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 // RFC 9110 token characters.
-bool IsTokenChar(char c) {
+
+}  // namespace
+
+bool IsHeaderTokenChar(char c) {
   const auto u = static_cast<unsigned char>(c);
   if (std::isalnum(u)) return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -130,7 +133,7 @@ bool IsTokenChar(char c) {
 
 // A header name or value quoted for last_error: control bytes escaped, at
 // most 64 bytes of it, never cut inside a character.
-std::string Shown(std::string_view text) {
+std::string ShownInMessage(std::string_view text) {
   std::string out;
   for (const char c : Utf8Prefix(text, 64)) {
     const auto u = static_cast<unsigned char>(c);
@@ -146,8 +149,6 @@ std::string Shown(std::string_view text) {
   if (text.size() > 64) out += "...";
   return StorableText(out);
 }
-
-}  // namespace
 
 bool IsReservedHeader(std::string_view name) {
   static constexpr std::string_view kReserved[] = {
@@ -166,26 +167,26 @@ std::string CheckTriggerHeaders(std::string_view headers_json) {
   for (const auto& m : doc.GetObject()) {
     const std::string_view name(m.name.GetString(), m.name.GetStringLength());
     if (name.empty()) return "headers: a header name is empty";
-    if (!std::all_of(name.begin(), name.end(), IsTokenChar)) {
+    if (!std::all_of(name.begin(), name.end(), IsHeaderTokenChar)) {
       return fmt::format(
           "headers: \"{}\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ "
           "only; no spaces, colons or line breaks)",
-          Shown(name));
+          ShownInMessage(name));
     }
     if (IsReservedHeader(name)) {
       return fmt::format(
           "headers: \"{}\" is set by walhook and may not be set by a trigger (Host, "
           "Content-Length, Transfer-Encoding, Connection, Content-Type, X-SC-Token and "
           "webhook-* are walhook's)",
-          Shown(name));
+          ShownInMessage(name));
     }
     if (!m.value.IsString()) {
-      return fmt::format("headers: the value of \"{}\" is not a string", Shown(name));
+      return fmt::format("headers: the value of \"{}\" is not a string", ShownInMessage(name));
     }
     const std::string_view value(m.value.GetString(), m.value.GetStringLength());
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
       return fmt::format("headers: the value of \"{}\" holds a line break or a NUL byte",
-                         Shown(name));
+                         ShownInMessage(name));
     }
   }
   return "";
