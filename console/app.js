@@ -569,14 +569,12 @@ function confirmInline(where, question, go) {
   append(where, box);
 }
 
-// Under a transformed request: its claims and any template that failed.
+// Under a transformed request: its token's claims, or why no request is made.
 function transformNote(r) {
-  const t = r.transform || {};
   return h('div', {},
     h('p', { class: 'muted' }, 'Shaped by the trigger\'s request transform.'),
-    t.query_params ? h('pre', { class: 'request-headers' }, `query: ${JSON.stringify(t.query_params)}`) : null,
-    t.token_claims ? h('pre', { class: 'request-headers' }, `token claims: ${pretty(t.token_claims)}`) : null,
-    (r.transform_errors || []).map((e) => notice('error', `${text(e.field)}: ${text(e.message)}`)));
+    r.token_claims ? h('pre', { class: 'request-headers' }, `token claims: ${pretty(r.token_claims)}`) : null,
+    r.transform_error ? notice('error', `No request is made: ${text(r.transform_error)}`) : null);
 }
 
 // The request as sent (or as a transform would send it).
@@ -752,7 +750,7 @@ function eventScreen(root, id) {
       h('section', { class: 'card' }, h('h2', {}, 'Payload'),
         h('pre', { class: 'payload', id: 'payload' }, e.payload === null ? '(none stored)' : pretty(e.payload))),
       h('section', { class: 'card' }, h('h2', {}, 'Request as sent'),
-        e.request ? requestView(e.request.transformed && e.request.transform ? e.request.transform : e.request)
+        e.request ? requestView(e.request)
           : h('p', { class: 'muted' }, 'Its trigger no longer exists (or its payload could not be stored).'),
         e.request && e.request.transformed ? transformNote(e.request) : null),
       h('section', { class: 'card' }, h('h2', {}, `Attempts (${attempts.length})`),

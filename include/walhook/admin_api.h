@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "walhook/http_parser.h"
+#include "walhook/transform_request.h"
 
 namespace walhook::admin {
 
@@ -247,11 +248,13 @@ struct EventDetail {
   std::vector<AttemptRow> attempts;
   std::vector<EventRow> chained;  // queued by its answers, dlq_ ones apart
   std::vector<EventRow> dlq;
-  // The trigger's request_transform/token_claims rendered for this event
-  // (RenderPreview), and what failed; both empty without a transform.
+  // With a request_transform or token_claims: the request delivery makes
+  // for this event now (ShapeRequest), or why it makes none (the trigger's
+  // transform does not parse, or does not evaluate for this event: the
+  // event's remark).
   bool transformed = false;
-  std::optional<std::string> transform;
-  std::vector<Problem> transform_errors;
+  std::optional<ShapedRequest> shaped;
+  std::string transform_error;
 };
 std::string EventDetailJson(const EventDetail& d);
 

@@ -95,6 +95,10 @@ struct ShapedRequest {
   std::string content_type;  // "" without a body
   // The rendered token_claims object's JSON text; "" without token_claims.
   std::string claims;
+
+  // Whether the trigger's own header line `line` ("Name: value") is replaced
+  // by one of `headers` (the same name, in any case).
+  bool Replaces(std::string_view line) const;
 };
 
 // Shapes the request for one event: `standard_body` (the CloudEvents body of

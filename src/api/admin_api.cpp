@@ -1099,26 +1099,30 @@ void WriteSummary(JsonWriter& w, const EventRow& e) {
   w.EndObject();
 }
 
-void WriteProblems(JsonWriter& w, const std::vector<Problem>& problems);
-
+// The request delivery makes for `e` (delivery.cpp's Send, in its header
+// order), secrets masked: the standard one, or with `detail` of a
+// transformed trigger, the one its transform shapes.
 void WriteSentRequest(JsonWriter& w, const EventRow& e, std::string_view payload_json,
                       const DeliveryTarget& target, std::string_view source, bool with_signature,
-                      const EventDetail* transform = nullptr) {
-  const std::string body = BuildCloudEvent(e.id, e.type, source, e.ts_ms, payload_json);
+                      const EventDetail* detail = nullptr) {
+  const ShapedRequest* shaped = detail != nullptr && detail->shaped ? &*detail->shaped : nullptr;
+  const bool transformed = detail != nullptr && detail->transformed;
   w.StartObject();
   Key(w, "method");
-  Str(w, "POST");
+  Str(w, shaped != nullptr ? std::string_view(shaped->method) : "POST");
   Key(w, "url");
-  Str(w, target.url);
+  Str(w, shaped != nullptr ? shaped->url : target.url);
   Key(w, "transformed");
-  w.Bool(transform != nullptr && transform->transformed);
-  if (transform != nullptr && transform->transform) {
-    Key(w, "transform");
-    Raw(w, *transform->transform);
+  w.Bool(transformed);
+  if (transformed && shaped == nullptr) {
+    // No request is made: the event fails with this remark.
+    Key(w, "transform_error");
+    Str(w, detail->transform_error);
   }
-  if (transform != nullptr && !transform->transform_errors.empty()) {
-    Key(w, "transform_errors");
-    WriteProblems(w, transform->transform_errors);
+  if (shaped != nullptr && !shaped->claims.empty()) {
+    // The token's own claims, rendered; the token itself stays masked.
+    Key(w, "token_claims");
+    Raw(w, shaped->claims);
   }
   Key(w, "headers");
   w.StartArray();
@@ -1128,7 +1132,11 @@ void WriteSentRequest(JsonWriter& w, const EventRow& e, std::string_view payload
     Str(w, value);
     w.EndArray();
   };
-  header("Content-Type", "application/json");
+  if (shaped == nullptr) {
+    header("Content-Type", "application/json");
+  } else if (shaped->has_body) {
+    header("Content-Type", shaped->content_type);
+  }
   header("X-SC-Token", "Bearer " + std::string(kMask));
   if (with_signature) {
     header("webhook-id", std::to_string(e.id));
@@ -1137,11 +1145,27 @@ void WriteSentRequest(JsonWriter& w, const EventRow& e, std::string_view payload
   }
   rapidjson::Document headers;
   if (ParseJson(target.headers_json, &headers).ok() && headers.IsObject()) {
-    for (const auto& m : headers.GetObject()) header(View(m.name), kMask);
+    for (const auto& m : headers.GetObject()) {
+      const std::string line = std::string(View(m.name)) + ": ";
+      if (shaped == nullptr || !shaped->Replaces(line)) header(View(m.name), kMask);
+    }
+  }
+  if (shaped != nullptr) {
+    for (const std::string& h : shaped->headers) {
+      header(std::string_view(h).substr(0, h.find(':')), kMask);
+    }
   }
   w.EndArray();
   Key(w, "body");
-  Str(w, body);
+  if (shaped == nullptr && transformed) {
+    w.Null();
+  } else if (shaped == nullptr) {
+    Str(w, BuildCloudEvent(e.id, e.type, source, e.ts_ms, payload_json));
+  } else if (shaped->has_body) {
+    Str(w, shaped->body);
+  } else {
+    w.Null();
+  }
   w.EndObject();
 }
 

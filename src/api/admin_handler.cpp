@@ -602,15 +602,24 @@ struct AdminHandler::Impl {
     }
     // The body names the node that sends it: the last attempt's.
     if (!d.attempts.empty() && d.attempts.back().node_id) d.source = *d.attempts.back().node_id;
-    ValidateRequest transform;
-    transform.request_transform = Opt<std::string>(r[0][kSummaryCount + 4]);
-    transform.token_claims = Opt<std::string>(r[0][kSummaryCount + 5]);
-    if (d.target && d.payload_json && (transform.request_transform || transform.token_claims)) {
+    const auto request_transform = Opt<std::string>(r[0][kSummaryCount + 4]);
+    const auto token_claims = Opt<std::string>(r[0][kSummaryCount + 5]);
+    if (d.target && d.payload_json && (request_transform || token_claims)) {
+      // Shaped as delivery shapes it (delivery.cpp's Send).
       d.transformed = true;
-      const std::string body =
-          BuildCloudEvent(d.event.id, d.event.type, d.source, d.event.ts_ms, *d.payload_json);
-      std::string rendered = RenderPreview(transform, body, d.target->url, &d.transform_errors);
-      if (d.transform_errors.empty()) d.transform = std::move(rendered);
+      const auto t = ParseRequestTransform(request_transform, token_claims);
+      if (!t.ok()) {
+        d.transform_error = "transform: " + t.error();
+      } else {
+        const std::string body =
+            BuildCloudEvent(d.event.id, d.event.type, d.source, d.event.ts_ms, *d.payload_json);
+        auto shaped = ShapeRequest(**t, body, d.target->url);
+        if (shaped.ok()) {
+          d.shaped = std::move(*shaped);
+        } else {
+          d.transform_error = shaped.error();
+        }
+      }
     }
     const auto linked = tx.exec_params(
         fmt::format("SELECT {} FROM {}.event_logs e WHERE e.origin_id = $1 ORDER BY e.id LIMIT $2",

@@ -71,12 +71,6 @@ int64_t EpochMs() {
       .count();
 }
 
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
@@ -423,7 +417,7 @@ class Delivery::Dispatcher {
       if (sig.ok()) add("webhook-signature: " + *sig);
     }
     for (const std::string& h : target.headers) {
-      if (!shaped || !SameHeader(h, shaped->headers)) add(h);
+      if (!shaped || !shaped->Replaces(h)) add(h);
     }
     if (shaped) {
       for (const std::string& h : shaped->headers) {
@@ -460,17 +454,6 @@ class Delivery::Dispatcher {
     curl_multi_add_handle(multi_.get(), e);
     active_.emplace(e, std::move(r));
     return true;
-  }
-
-  // Whether the header line `line` ("Name: value") names a header of `shaped`.
-  static bool SameHeader(std::string_view line, const std::vector<std::string>& shaped) {
-    const std::string_view name = line.substr(0, line.find(':'));
-    for (const std::string& h : shaped) {
-      if (h.size() > name.size() && h[name.size()] == ':' && StartsWithNoCase(h, ToLower(name))) {
-        return true;
-      }
-    }
-    return false;
   }
 
   // What every request of a handle shares; a handle keeps its Request.

@@ -445,6 +445,20 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+bool ShapedRequest::Replaces(std::string_view line) const {
+  const std::string_view name = line.substr(0, line.find(':'));
+  for (const std::string& h : headers) {
+    if (h.size() <= name.size() || h[name.size()] != ':') continue;
+    if (std::equal(name.begin(), name.end(), h.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view standard_body,
                                    std::string_view base_url) {
   ShapedRequest out;

@@ -271,6 +271,19 @@ async function main() {
     await page.waitForSelector('[data-test="enable-items-hook"]:not(:checked)');
     await shot(page, 'triggers-after');
 
+    step = 'a transformed trigger\'s event shows the request its transform shapes';
+    sql(`UPDATE eventing.triggers SET request_transform = '{"method": "PUT", ` +
+      `"url": "{{$base_url}}/{{$body.data.doc.id}}", "headers": {"X-Shaped": "yes"}}' WHERE name = 'items-hook'`);
+    const shapedId = sql("SELECT max(id) FROM eventing.event_logs WHERE trigger_name = 'items-hook'");
+    const docId = sql(`SELECT payload->'doc'->>'id' FROM eventing.event_logs WHERE id = ${shapedId}`);
+    await page.goto(`${URL_BASE}/console/#/events/${shapedId}`);
+    await page.waitForSelector('.request-line', { timeout: WAIT });
+    const line = await page.textContent('.request-line');
+    check(line === `PUT ${RECEIVER}/items/${docId}`, `the transformed request line: ${line}`);
+    const shapedHeaders = await page.textContent('.request-headers');
+    check(shapedHeaders.includes('X-Shaped: ********'), `the transformed headers: ${shapedHeaders}`);
+    await shot(page, 'event-transformed');
+
     step = 'at a phone\'s width';
     const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
     const p2 = await phone.newPage();

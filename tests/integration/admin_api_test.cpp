@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -469,6 +470,82 @@ TEST_CASE("admin api: every operation, its refusals and hostile parameters") {
     CHECK(masked);
     // The row's characters come back as text in JSON, escaped by nothing but JSON.
     CHECK(Str(fe["payload"]["html"]) == "<img src=x onerror=alert(1)>");
+
+    // A transformed trigger's event: the request as its transform shaped it,
+    // as the webhook received it; one whose transform does not evaluate:
+    // why no request was made.
+    Exec(db,
+         "INSERT INTO eventing.triggers (name, type, url, headers, request_transform, "
+         "token_claims, retries) VALUES ('shaped', 'SHAPE_ME', '" +
+             hook.Url("/shaped") +
+             "', '{\"X-Static\": \"s4\", \"X-Over\": \"s5\"}', "
+             "'{\"method\": \"PUT\", \"url\": \"{{$base_url}}/{{$body.data.sku}}\", "
+             "\"query_params\": {\"q\": \"{{$body.data.note}}\"}, "
+             "\"headers\": {\"x-over\": \"{{$body.data.sku}}\"}, "
+             "\"body\": \"{\\\"n\\\": {{$body.data.n}}}\"}', "
+             "'{\"tenant\": \"{{$body.data.sku}}\"}', 0), "
+             "('unshaped', 'UNSHAPE_ME', '" +
+             hook.Url("/unshaped") +
+             "', '{}', '{\"body\": \"{{ toUpper($body.data.n) }}\"}', NULL, 0)");
+    std::this_thread::sleep_for(1500ms);  // triggers load within a second
+    REQUIRE(Call("POST", "/v1/admin/queue",
+                 R"({"type": "SHAPE_ME", "payload": {"sku": "A-1", "note": "a b&c", "n": 12.50}})")
+                .status == 200);
+    REQUIRE(
+        Call("POST", "/v1/admin/queue", R"({"type": "UNSHAPE_ME", "payload": {"n": 1}})").status ==
+        200);
+    const Arrival* shaped_arrival = nullptr;
+    std::vector<Arrival> arrivals;
+    REQUIRE(WaitFor(
+        [&] {
+          arrivals = hook.Arrivals();
+          shaped_arrival = nullptr;
+          for (const Arrival& a : arrivals) {
+            if (a.path == "/shaped/A-1") shaped_arrival = &a;
+          }
+          return shaped_arrival != nullptr &&
+                 Q(db, "SELECT status FROM eventing.event_logs WHERE id = " +
+                           LastEventId(db, "unshaped")) == "failed";
+        },
+        10s));
+    const std::string shaped_id = LastEventId(db, "shaped");
+    REQUIRE(WaitFor(
+        [&] {
+          return Q(db, "SELECT status FROM eventing.event_logs WHERE id = " + shaped_id) ==
+                 "processed";
+        },
+        10s));
+    Answer shaped = Call("GET", "/v1/admin/events/" + shaped_id);
+    CAPTURE(shaped.body);
+    REQUIRE(shaped.status == 200);
+    const auto& sr = shaped.json["event"]["request"];
+    CHECK(sr["transformed"].GetBool());
+    CHECK(Str(sr["method"]) == shaped_arrival->method);
+    CHECK(Str(sr["method"]) == "PUT");
+    CHECK(Str(sr["url"]) == hook.Url("/shaped/A-1") + "?" + shaped_arrival->query);
+    CHECK(shaped_arrival->query == "q=a%20b%26c");
+    CHECK(Str(sr["body"]) == shaped_arrival->body);
+    CHECK(shaped_arrival->body == R"({"n":12.50})");
+    CHECK(Str(sr["token_claims"]["tenant"]) == "A-1");
+    // The headers the webhook got, in the order sent, secrets masked; the
+    // trigger's X-Over replaced by the transform's.
+    std::vector<std::string> shown;
+    for (const auto& h : sr["headers"].GetArray()) {
+      shown.push_back(Str(h[0]));
+      if (shown.back() != "Content-Type") CHECK(Str(h[1]).find("********") != std::string::npos);
+      CHECK(shaped_arrival->HeaderCount(shown.back()) == 1);
+    }
+    CHECK(shown == std::vector<std::string>{"Content-Type", "X-SC-Token", "X-Static", "x-over"});
+    CHECK(shaped_arrival->Header("x-over") == "A-1");
+    CHECK(shaped.body.find("s4") == std::string::npos);
+    Answer unshaped = Call("GET", "/v1/admin/events/" + LastEventId(db, "unshaped"));
+    CAPTURE(unshaped.body);
+    REQUIRE(unshaped.status == 200);
+    const auto& ur = unshaped.json["event"]["request"];
+    CHECK(ur["body"].IsNull());
+    CHECK(Str(ur["transform_error"]) == Str(unshaped.json["event"]["remark"]));
+    CHECK(Str(ur["transform_error"]).rfind("transform: body: line 1, column ", 0) == 0);
+    for (const Arrival& a : hook.Arrivals()) CHECK(a.path != "/unshaped");
 
     // Redeliver: a second attempt.
     Answer again = Call("POST", "/v1/admin/events/" + chain_id + "/redeliver");

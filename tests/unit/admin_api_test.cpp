@@ -473,6 +473,53 @@ TEST_CASE("admin: event pages and one event's detail") {
   CHECK(gone["event"]["payload"].IsNull());
 }
 
+TEST_CASE("admin: a transformed trigger's event shows the request its transform shapes") {
+  EventDetail d;
+  d.event = Event();
+  d.payload_json = R"({"a": 12.50})";
+  d.target = DeliveryTarget{"http://h/base", R"({"X-Static": "s1", "X-Over": "s2"})"};
+  d.source = "n1";
+  d.with_signature = true;
+  d.transformed = true;
+  auto t = ParseRequestTransform(
+      R"({"method": "PUT", "url": "{{$base_url}}/doc/{{$body.id}}",
+          "query_params": {"q": "a b"}, "headers": {"x-over": "{{$body.data.a}}"},
+          "body": "{\"a\": {{$body.data.a}}}"})",
+      R"({"tenant": "{{$body.type}}"})");
+  REQUIRE(t.ok());
+  d.shaped = *ShapeRequest(**t, R"({"id": "1290", "type": "orders", "data": {"a": 12.50}})",
+                           d.target->url);
+  auto doc = Json(EventDetailJson(d));
+  const auto& r = doc["event"]["request"];
+  CHECK(std::string(r["method"].GetString()) == "PUT");
+  CHECK(std::string(r["url"].GetString()) == "http://h/base/doc/1290?q=a%20b");
+  CHECK(std::string(r["body"].GetString()) == R"({"a":12.50})");
+  CHECK(r["transformed"].GetBool());
+  CHECK(std::string(r["token_claims"]["tenant"].GetString()) == "orders");
+  std::vector<std::string> names;
+  for (const auto& h : r["headers"].GetArray()) {
+    names.push_back(h[0].GetString());
+    if (names.back() != "Content-Type" && names.back() != "webhook-id" &&
+        names.back() != "webhook-timestamp") {
+      CHECK(std::string(h[1].GetString()).find(kMask) != std::string::npos);
+    }
+  }
+  // As delivery sends them: the trigger's X-Over is replaced by the
+  // transform's x-over.
+  CHECK(names == std::vector<std::string>{"Content-Type", "X-SC-Token", "webhook-id",
+                                          "webhook-timestamp", "webhook-signature", "X-Static",
+                                          "x-over"});
+  CHECK(std::string(r["headers"][0][1].GetString()) == "application/json");
+
+  // A transform that does not evaluate for this event: no request, the reason.
+  d.shaped.reset();
+  d.transform_error = "transform: body: line 1, column 3: not a number";
+  auto failed = Json(EventDetailJson(d));
+  CHECK(failed["event"]["request"]["body"].IsNull());
+  CHECK(std::string(failed["event"]["request"]["transform_error"].GetString()) ==
+        d.transform_error);
+}
+
 TEST_CASE("admin: bulk requests are counted before they act") {
   BulkRequest b;
   REQUIRE_FALSE(ParseBulkRequest(
