@@ -89,9 +89,11 @@ AsOwner() {
 # Prints a random port that no TCP socket uses, taken below the kernel's
 # ephemeral range so outgoing connections do not grab it meanwhile. Checked
 # with ss, or (without ss) by trying to connect. Racy by nature: CmdStart
-# retries with another port when the server cannot bind.
+# retries with another port when the server cannot bind. From 22000 up: the
+# integration tests' receivers and APIs listen on fixed ports below it, and
+# their shards run at once.
 PickPort() {
-  local low=15000 high=32767 ephemeral_low port i
+  local low=22000 high=32767 ephemeral_low port i
   if read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
     ((ephemeral_low > low + 1000)); then
     high=$((ephemeral_low - 1))
