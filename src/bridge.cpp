@@ -86,6 +86,24 @@ class RefusalLog {
 };
 
 // Everything one streaming session holds. Lives only inside Bridge::Session.
+// Delivery takes each committed batch's events; a backfill runner waiting
+// for its chunk to be written hears of a committed chunk at once.
+class CommitFanout : public CommitListener {
+ public:
+  CommitFanout(Delivery& delivery, BackfillChannel& backfills)
+      : delivery_(delivery), backfills_(backfills) {}
+  void Committed(EventBatch& batch, const std::vector<StoredEvent>& stored) override {
+    const bool chunk = batch.progress().has_value();
+    delivery_.Committed(batch, stored);
+    if (chunk) backfills_.NoteCommitted();
+  }
+  void Dropped(EventBatch& batch) override { delivery_.Dropped(batch); }
+
+ private:
+  Delivery& delivery_;
+  BackfillChannel& backfills_;
+};
+
 class Streamer {
  public:
   Streamer(const Config& cfg, EventStore& store, BatchWriter& writer, SourceCatalog& catalog,
@@ -392,8 +410,11 @@ class Streamer {
       }
     }
     recent_.resize(kept);
+    // The live events captured so far go to a writer of their own: they do
+    // not wait for the chunk's events to be written (nor share its order).
+    Flush();
     std::string pending = "[";
-    if (batch_.empty()) batch_started_ = Clock::now();
+    batch_started_ = Clock::now();
     for (size_t i = 0; i < chunk.rows.size(); ++i) {
       const BackfillRow& row = chunk.rows[i];
       RowChange(*chunk.table, row, &backfill_change_);
@@ -767,12 +788,20 @@ void Bridge::Session(Delivery& delivery) {
         std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
     writer_stores.back()->SetEpoch(epoch);
   }
-  BatchWriter writer(std::move(writer_stores), store.LastStoredLsn(), &delivery);
+  BackfillChannel backfills;
+  CommitFanout committed(delivery, backfills);
+  std::vector<std::unique_ptr<EventStore>> chunk_stores;
+  for (int64_t i = 0; i < BackfillRunner::kChunksInFlight; ++i) {
+    chunk_stores.push_back(
+        std::make_unique<EventStore>(config_.eventing_db, config_.schema, config_.node_id));
+    chunk_stores.back()->SetEpoch(epoch);
+  }
+  BatchWriter writer(std::move(writer_stores), std::move(chunk_stores), store.LastStoredLsn(),
+                     &committed);
   // A standby waited: the streaming node moved the slot meanwhile, or
   // Postgres invalidated it.
   slot = catalog.Slot(config_.slot);
   ThrowIfLost(slot, config_.slot);
-  BackfillChannel backfills;
   Streamer streamer(config_, store, writer, catalog, delivery, backfills, slot.confirmed_flush);
   streamer.ReloadTriggers();
   // Backfills run on their own thread and connections while this node streams.

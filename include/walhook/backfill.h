@@ -189,6 +189,13 @@ class BackfillChannel {
   // snapshot). Runner side: Watch when it starts, Unwatch when it ends.
   void Watch(const std::string& schema, const std::string& table);
   void Unwatch();
+  // Writer side: a batch carrying a chunk's progress committed.
+  void NoteCommitted();
+  // Runner side: how many such commits so far, and a wait (up to
+  // `timeout_ms`) until there are more than `seen`.
+  uint64_t commits();
+  void WaitCommitted(uint64_t seen, int timeout_ms);
+
   // Stream side: the watched table, if any; *generation is the caller's
   // copy's, refreshed when it changed. One relaxed load when none.
   bool Watching(std::string* schema, std::string* table, uint64_t* generation);
@@ -207,6 +214,7 @@ class BackfillChannel {
   std::string watch_schema_, watch_table_;
   std::unique_ptr<BackfillChunk> handed_;
   std::optional<ChunkResult> result_;
+  uint64_t commits_ = 0;
 };
 
 }  // namespace walhook

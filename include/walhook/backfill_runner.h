@@ -31,6 +31,10 @@ class BackfillRunner {
   // Rows per chunk (at most), and bytes read per chunk (about).
   static constexpr int64_t kChunkRows = 5000;
   static constexpr size_t kChunkBytes = 16u << 20;
+  // Chunks whose events may be waiting to be written at once: the stream
+  // has as many writers for them (BatchWriter's chunk writers), so two
+  // chunks are written side by side while the next is read.
+  static constexpr int64_t kChunksInFlight = 2;
 
  private:
   void Loop();

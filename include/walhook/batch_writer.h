@@ -6,8 +6,12 @@
 // that a batch holding events of ordered triggers commits after every batch
 // before it: for those triggers event_logs always holds a prefix of the
 // stream. Durable() moves past a batch once it and every batch before it are
-// committed. Memory is bounded: Submit blocks while
-// kMaxPending batches are queued or being written. Thread-safety:
+// committed. A backfill chunk's batch (one with progress, SPEC §10) goes to
+// writers of its own, so the stream's batches never queue behind a chunk's
+// thousands of rows; it commits after every batch before it, like an
+// ordered one. Memory is bounded: Submit blocks while kMaxPending of the
+// stream's batches are queued or being written (a backfill runner has at
+// most as many chunks out as there are chunk writers). Thread-safety:
 // Submit/Durable/Idle/CanTakeMore/Drain from one thread (the streamer).
 
 #include <condition_variable>
@@ -54,11 +58,13 @@ class BatchWriter {
  public:
   static constexpr size_t kMaxPending = 3;
 
-  // One writer thread per store; each store is used only by its thread.
+  // One writer thread per store; each store is used only by its thread:
+  // `stores` write the stream's batches, `chunk_stores` backfill chunks'.
   // Batches whose events all have commit LSNs past `last_stored` are written
   // without conflict handling (nothing there can be stored already).
   // `listener` (may be null) must outlive the writer.
-  BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored,
+  BatchWriter(std::vector<std::unique_ptr<EventStore>> stores,
+              std::vector<std::unique_ptr<EventStore>> chunk_stores, Lsn last_stored,
               CommitListener* listener);
   ~BatchWriter();  // stops the threads; batches not yet written are dropped
 
@@ -73,7 +79,7 @@ class BatchWriter {
   Lsn Durable();
   // Nothing queued or being written.
   bool Idle();
-  // A writer thread is free to start on a batch now.
+  // A writer of the stream's batches is free to start on one now.
   bool CanTakeMore();
   // Waits until Idle. Rethrows a failure.
   void Drain();
@@ -86,7 +92,13 @@ class BatchWriter {
     EventBatch batch;
     Lsn complete;
   };
-  void Loop(EventStore* store);
+  // The stream's batches, or backfill chunks' (batches with progress).
+  struct Lane {
+    std::deque<Job> queue;
+    size_t busy = 0;
+    size_t threads = 0;
+  };
+  void Loop(EventStore* store, Lane* lane);
   void RethrowLocked();
 
   std::vector<std::unique_ptr<EventStore>> stores_;
@@ -94,8 +106,8 @@ class BatchWriter {
   CommitListener* const listener_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> queue_;
-  size_t busy_ = 0;
+  Lane stream_;
+  Lane chunks_;
   bool stop_ = false;
   uint64_t next_seq_ = 0;         // given to the next submitted batch
   uint64_t durable_seq_ = 0;      // every batch below this one is committed

@@ -256,6 +256,24 @@ void BackfillChannel::Unwatch() {
   watching_ = false;
 }
 
+void BackfillChannel::NoteCommitted() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++commits_;
+  }
+  cv_.notify_all();
+}
+
+uint64_t BackfillChannel::commits() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return commits_;
+}
+
+void BackfillChannel::WaitCommitted(uint64_t seen, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return commits_ != seen; });
+}
+
 bool BackfillChannel::Watching(std::string* schema, std::string* table, uint64_t* generation) {
   if (!watching_.load(std::memory_order_relaxed)) return false;
   if (watch_generation_.load() != *generation) {

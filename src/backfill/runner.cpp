@@ -152,10 +152,10 @@ class Run {
       chunk->condition = condition;
       Read(*table, job.last_key, job.pending, limit, chunk.get());
       const std::string next_key = chunk->last_key;
-      // At most one chunk's events wait to be written: the live stream's
-      // batches find a writer free instead of queueing behind a backfill's.
-      // (Reading this chunk overlapped the writing of the one before.)
-      if (!WaitWritten(job.id, written)) {
+      // At most kChunksInFlight chunks' events wait to be written (each
+      // has a writer of its own, apart from the live stream's). Reading
+      // this chunk overlapped the writing of those before.
+      if (!WaitWritten(job.id, written - (BackfillRunner::kChunksInFlight - 1))) {
         channel_.Close();
         continue;  // cancelled: the check at the top says so
       }
@@ -238,15 +238,19 @@ class Run {
 
   // Waits until `chunks` chunks of backfill `id` are committed; false when
   // it stopped running meanwhile (cancelled: its progress is not written).
+  // Read again when the writer says a chunk committed (or every 100 ms: a
+  // cancel, or a commit by a writer this node no longer runs).
   bool WaitWritten(int64_t id, int64_t chunks) {
     while (!stop_) {
-      pqxx::read_transaction tx(ev_);
-      const auto r = tx.exec_params(
-          fmt::format("SELECT chunks, state FROM {}.backfills WHERE id = $1", s_), id);
-      if (r.empty() || r[0][1].as<std::string>() != "running") return false;
-      if (r[0][0].as<int64_t>() >= chunks) return true;
-      tx.commit();
-      std::this_thread::sleep_for(milliseconds(2));
+      const uint64_t seen = channel_.commits();
+      {
+        pqxx::read_transaction tx(ev_);
+        const auto r = tx.exec_params(
+            fmt::format("SELECT chunks, state FROM {}.backfills WHERE id = $1", s_), id);
+        if (r.empty() || r[0][1].as<std::string>() != "running") return false;
+        if (r[0][0].as<int64_t>() >= chunks) return true;
+      }
+      channel_.WaitCommitted(seen, 100);
     }
     return false;
   }

@@ -99,11 +99,17 @@ size_t WriteOrRefuse(EventStore& store, const EventBatch& batch, bool replay,
   return inserted;
 }
 
-BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores, Lsn last_stored,
+BatchWriter::BatchWriter(std::vector<std::unique_ptr<EventStore>> stores,
+                         std::vector<std::unique_ptr<EventStore>> chunk_stores, Lsn last_stored,
                          CommitListener* listener)
-    : stores_(std::move(stores)), last_stored_(last_stored), listener_(listener) {
-  for (auto& store : stores_) {
-    threads_.emplace_back([this, s = store.get()] { Loop(s); });
+    : last_stored_(last_stored), listener_(listener) {
+  stream_.threads = stores.size();
+  chunks_.threads = chunk_stores.size();
+  for (auto& store : stores) stores_.push_back(std::move(store));
+  for (auto& store : chunk_stores) stores_.push_back(std::move(store));
+  for (size_t i = 0; i < stores_.size(); ++i) {
+    Lane* lane = i < stream_.threads ? &stream_ : &chunks_;
+    threads_.emplace_back([this, s = stores_[i].get(), lane] { Loop(s, lane); });
   }
 }
 
@@ -115,7 +121,9 @@ BatchWriter::~BatchWriter() {
   cv_.notify_all();
   for (std::thread& t : threads_) t.join();
   if (listener_ != nullptr) {
-    for (Job& job : queue_) listener_->Dropped(job.batch);
+    for (Lane* lane : {&stream_, &chunks_}) {
+      for (Job& job : lane->queue) listener_->Dropped(job.batch);
+    }
   }
 }
 
@@ -125,9 +133,11 @@ void BatchWriter::RethrowLocked() {
 
 void BatchWriter::Submit(EventBatch* batch, Lsn complete) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return queue_.size() + busy_ < kMaxPending || error_; });
+  Lane& lane = batch->progress() && chunks_.threads > 0 ? chunks_ : stream_;
+  const size_t max_pending = &lane == &chunks_ ? chunks_.threads : kMaxPending;
+  cv_.wait(lock, [&] { return lane.queue.size() + lane.busy < max_pending || error_; });
   RethrowLocked();
-  queue_.push_back(Job{next_seq_++, std::move(*batch), complete});
+  lane.queue.push_back(Job{next_seq_++, std::move(*batch), complete});
   batch->Clear();
   cv_.notify_all();
 }
@@ -141,17 +151,22 @@ Lsn BatchWriter::Durable() {
 bool BatchWriter::Idle() {
   std::lock_guard<std::mutex> lock(mu_);
   // A failed writer is never idle: nothing after the failure may be confirmed.
-  return queue_.empty() && busy_ == 0 && !error_;
+  return stream_.queue.empty() && stream_.busy == 0 && chunks_.queue.empty() && chunks_.busy == 0 &&
+         !error_;
 }
 
 bool BatchWriter::CanTakeMore() {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.empty() && busy_ < threads_.size();
+  return stream_.queue.empty() && stream_.busy < stream_.threads;
 }
 
 void BatchWriter::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return (queue_.empty() && busy_ == 0) || error_; });
+  cv_.wait(lock, [&] {
+    return (stream_.queue.empty() && stream_.busy == 0 && chunks_.queue.empty() &&
+            chunks_.busy == 0) ||
+           error_;
+  });
   RethrowLocked();
 }
 
@@ -160,15 +175,15 @@ uint64_t BatchWriter::inserted() {
   return inserted_;
 }
 
-void BatchWriter::Loop(EventStore* store) {
+void BatchWriter::Loop(EventStore* store, Lane* lane) {
   std::vector<StoredEvent> stored;  // reused: owned events with their ids
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !error_); });
+    cv_.wait(lock, [&] { return stop_ || (!lane->queue.empty() && !error_); });
     if (stop_) return;
-    Job job = std::move(queue_.front());
-    queue_.pop_front();
-    ++busy_;
+    Job job = std::move(lane->queue.front());
+    lane->queue.pop_front();
+    ++lane->busy;
     // A batch with events of ordered triggers commits only once every earlier
     // batch has: whoever reads event_logs (the sweep, another node) never
     // sees an ordered key's later event while its earlier one is missing.
@@ -207,7 +222,7 @@ void BatchWriter::Loop(EventStore* store) {
       }
     }
     lock.lock();
-    --busy_;
+    --lane->busy;
     if (error) {
       error_ = error;
     } else {
