@@ -466,6 +466,7 @@ class Streamer {
     matched_.clear();
     matcher_.Match(change_, table, &matched_);
     if (matched_.empty()) return;
+    backfills_.NoteLive();
     const std::string_view payload = payload_.Build(change_, table, db_);
     if (payload_.replaced_invalid_utf8() && !said_invalid_utf8_) {
       LogWarn(

@@ -16,6 +16,7 @@
 // Thread-safety: plain functions and values, except BackfillChannel.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -189,6 +190,11 @@ class BackfillChannel {
   // snapshot). Runner side: Watch when it starts, Unwatch when it ends.
   void Watch(const std::string& schema, const std::string& table);
   void Unwatch();
+  // Stream side: a live change matched a trigger just now.
+  void NoteLive();
+  // Runner side: whether one did within the last `window`.
+  bool LiveWithin(std::chrono::milliseconds window) const;
+
   // Writer side: a batch carrying a chunk's progress committed.
   void NoteCommitted();
   // Runner side: how many such commits so far, and a wait (up to
@@ -215,6 +221,7 @@ class BackfillChannel {
   std::unique_ptr<BackfillChunk> handed_;
   std::optional<ChunkResult> result_;
   uint64_t commits_ = 0;
+  std::atomic<std::chrono::steady_clock::rep> live_ticks_{0};  // 0: none yet
 };
 
 }  // namespace walhook

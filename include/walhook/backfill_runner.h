@@ -9,6 +9,7 @@
 // Thread-safety: Start/Stop from one thread.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -35,6 +36,13 @@ class BackfillRunner {
   // has as many writers for them (BatchWriter's chunk writers), so two
   // chunks are written side by side while the next is read.
   static constexpr int64_t kChunksInFlight = 2;
+  // While live changes flow (one matched a trigger within kLiveWindow), a
+  // backfill takes turns with them: chunks of at most kLiveChunkRows, one
+  // out at a time, each followed by a pause as long as it took, so live
+  // events keep most of the cores and the walsender never decodes more than
+  // a small chunk's rows ahead of them.
+  static constexpr int64_t kLiveChunkRows = 1000;
+  static constexpr std::chrono::milliseconds kLiveWindow{1000};
 
  private:
   void Loop();

@@ -256,6 +256,16 @@ void BackfillChannel::Unwatch() {
   watching_ = false;
 }
 
+void BackfillChannel::NoteLive() {
+  live_ticks_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                    std::memory_order_relaxed);
+}
+
+bool BackfillChannel::LiveWithin(std::chrono::milliseconds window) const {
+  const std::chrono::steady_clock::duration at(live_ticks_.load(std::memory_order_relaxed));
+  return at.count() != 0 && std::chrono::steady_clock::now().time_since_epoch() - at <= window;
+}
+
 void BackfillChannel::NoteCommitted() {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -139,6 +139,9 @@ class Run {
       }
       GlobalMetrics().SetBackfill(job.id, job.trigger, rows_done, job.estimate.value_or(-1));
       ++chunk_no;
+      // SPEC §10: a backfill never stalls live capture (kLiveChunkRows).
+      const bool live = channel_.LiveWithin(BackfillRunner::kLiveWindow);
+      const auto started = std::chrono::steady_clock::now();
       const std::string nonce = RandomNonce();
       channel_.Open(job.id, chunk_no, nonce, table->schema, table->table);
       Watermark w{job.id, chunk_no, false, nonce};
@@ -150,12 +153,13 @@ class Run {
       chunk->trigger = job.trigger;
       chunk->table = table;
       chunk->condition = condition;
-      Read(*table, job.last_key, job.pending, limit, chunk.get());
+      Read(*table, job.last_key, job.pending,
+           live ? std::min(limit, BackfillRunner::kLiveChunkRows) : limit, chunk.get());
       const std::string next_key = chunk->last_key;
       // At most kChunksInFlight chunks' events wait to be written (each
       // has a writer of its own, apart from the live stream's). Reading
       // this chunk overlapped the writing of those before.
-      if (!WaitWritten(job.id, written - (BackfillRunner::kChunksInFlight - 1))) {
+      if (!WaitWritten(job.id, live ? written : written - (BackfillRunner::kChunksInFlight - 1))) {
         channel_.Close();
         continue;  // cancelled: the check at the top says so
       }
@@ -188,6 +192,12 @@ class Run {
       }
       said_waiting = false;
       ++written;
+      if (live && !result->done) {
+        // Half the time to the live stream: a pause as long as the chunk took.
+        const auto took = std::chrono::steady_clock::now() - started;
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(took, milliseconds(500)));
+      }
       limit = std::min<int64_t>(max_rows, limit * 2);
       job.last_key = next_key;
       job.pending = result->pending_keys;

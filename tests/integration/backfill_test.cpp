@@ -610,6 +610,61 @@ TEST_CASE("backfill: the SQL condition checker agrees with walhook's parser") {
   CHECK(disagree == 0);
 }
 
+TEST_CASE(
+    "backfill: beside live changes it takes turns (chunks of at most 1,000 rows); alone, it "
+    "reads 5,000 a chunk") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  // The rows are there before the slot: their inserts are not live changes.
+  Exec(db,
+       "CREATE TABLE wide (id int PRIMARY KEY, v text);"
+       "INSERT INTO wide SELECT g, 'v' FROM generate_series(1, 10000) g");
+  Init(db);
+  Receiver hook(FreePort(21000));
+  AddUnrelated(db, hook);
+  Exec(db,
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('wide_ins', 'DB_INSERT', 'wide', 'http://127.0.0.1:9/')");
+  auto w = std::make_unique<Walhook>(db, FreePort(21050));  // chunks of up to 5,000
+  const auto chunks = [&](long id) {
+    return QL(db, "SELECT chunks FROM eventing.backfills WHERE id = " + std::to_string(id));
+  };
+  const long alone = QL(db, "SELECT eventing.backfill('wide_ins')");
+  REQUIRE(WaitState(db, alone, "done", 60s));
+  CHECK(chunks(alone) <= 3);
+
+  // A live insert every 20 ms while the next one runs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> inserted{0};
+  std::thread live([&] {
+    for (int n = 100; !stop; ++n) {
+      Exec(db, "INSERT INTO unrelated VALUES (" + std::to_string(n) + ")");
+      ++inserted;
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  const long beside = QL(db, "SELECT eventing.backfill('wide_ins')");
+  const bool done = WaitState(db, beside, "done", 60s);
+  stop = true;
+  live.join();
+  REQUIRE(done);
+  CHECK(chunks(beside) >= 10);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'wide_ins' "
+           "AND payload->>'backfill' = '" +
+               std::to_string(beside) + "'") == 10000);
+  // Every live insert was captured and delivered meanwhile.
+  CHECK(WaitFor(
+      [&] {
+        return QL(db,
+                  "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'unrelated' "
+                  "AND status = 'processed'") == inserted;
+      },
+      10s));
+  CheckStillFlows(*w, db, hook, 1);
+}
+
 TEST_CASE("backfill: a forged watermark makes nothing") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
