@@ -6,6 +6,7 @@
 // Thread-safety: plain functions.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,10 @@ void ReplaceInvalidUtf8(std::string_view text, std::string* out);
 // `text` as a Postgres text value can hold it: valid UTF-8 (invalid bytes
 // replaced by U+FFFD) and no NUL bytes (each replaced by U+FFFD).
 std::string StorableText(std::string_view text);
+
+// Writes code point `cp` (at most 0x10FFFF, not a surrogate) as UTF-8 to
+// out[0..3]; returns how many bytes it took (1 to 4).
+size_t EncodeUtf8(uint32_t cp, char* out);
 
 // The longest prefix of `text` of at most `max_bytes` bytes that does not end
 // inside a UTF-8 sequence (a byte that starts no sequence counts as one

@@ -44,5 +44,28 @@ TEST_CASE("utf8: a prefix never ends inside a character") {
   CHECK(IsValidUtf8(Utf8Prefix("x" + euro + euro + euro, 6)));
 }
 
+TEST_CASE("utf8: a code point is encoded in 1 to 4 bytes, at each length's bounds") {
+  const struct {
+    uint32_t cp;
+    std::string bytes;
+  } cases[] = {
+      {0x00, std::string(1, '\0')},
+      {0x7F, "\x7F"},
+      {0x80, "\xC2\x80"},
+      {0x7FF, "\xDF\xBF"},
+      {0x800, "\xE0\xA0\x80"},
+      {0xFFFF, "\xEF\xBF\xBF"},
+      {0x10000, "\xF0\x90\x80\x80"},
+      {0x10FFFF, "\xF4\x8F\xBF\xBF"},
+  };
+  for (const auto& c : cases) {
+    char out[4];
+    const size_t n = EncodeUtf8(c.cp, out);
+    CAPTURE(c.cp);
+    CHECK(std::string(out, n) == c.bytes);
+    CHECK(IsValidUtf8(std::string_view(out, n)));
+  }
+}
+
 }  // namespace
 }  // namespace walhook
