@@ -85,7 +85,6 @@ class RefusalLog {
   uint64_t unsaid_ = 0;
 };
 
-// Everything one streaming session holds. Lives only inside Bridge::Session.
 // Delivery takes each committed batch's events; a backfill runner waiting
 // for its chunk to be written hears of a committed chunk at once.
 class CommitFanout : public CommitListener {
@@ -104,6 +103,7 @@ class CommitFanout : public CommitListener {
   BackfillChannel& backfills_;
 };
 
+// Everything one streaming session holds. Lives only inside Bridge::Session.
 class Streamer {
  public:
   Streamer(const Config& cfg, EventStore& store, BatchWriter& writer, SourceCatalog& catalog,

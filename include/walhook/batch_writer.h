@@ -97,6 +97,7 @@ class BatchWriter {
     std::deque<Job> queue;
     size_t busy = 0;
     size_t threads = 0;
+    bool Empty() const { return queue.empty() && busy == 0; }
   };
   void Loop(EventStore* store, Lane* lane);
   void RethrowLocked();

@@ -151,8 +151,7 @@ Lsn BatchWriter::Durable() {
 bool BatchWriter::Idle() {
   std::lock_guard<std::mutex> lock(mu_);
   // A failed writer is never idle: nothing after the failure may be confirmed.
-  return stream_.queue.empty() && stream_.busy == 0 && chunks_.queue.empty() && chunks_.busy == 0 &&
-         !error_;
+  return stream_.Empty() && chunks_.Empty() && !error_;
 }
 
 bool BatchWriter::CanTakeMore() {
@@ -162,11 +161,7 @@ bool BatchWriter::CanTakeMore() {
 
 void BatchWriter::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] {
-    return (stream_.queue.empty() && stream_.busy == 0 && chunks_.queue.empty() &&
-            chunks_.busy == 0) ||
-           error_;
-  });
+  cv_.wait(lock, [&] { return (stream_.Empty() && chunks_.Empty()) || error_; });
   RethrowLocked();
 }
 
