@@ -2,7 +2,9 @@
 // template or a one-line error starting with its position, never a crash;
 // a template that parses renders against walhook's standard body, and
 // against JSON from the input, without crashing, within the limits, and
-// deterministically; a JSON result is valid JSON.
+// deterministically; a JSON result is valid JSON; and over only the parts of
+// the input the template reads (BodyPaths, as delivery reads the body), it
+// renders the same text or the same error.
 //
 // Input: "<template>" or "<template>\0<JSON input>": with a NUL byte, the
 // rest is bound to $ and $body as well.
@@ -45,11 +47,17 @@ void RenderChecked(const walhook::kriti::Template& t, walhook::kriti::Mode mode,
   auto a = walhook::kriti::Render(t, *input, limits);
   auto b = walhook::kriti::Render(t, *input, limits);
   Check(a.ok() == b.ok());
+  walhook::kriti::BodyPaths paths;
+  paths.Add(t);
+  auto part = walhook::kriti::Input::Bind({body, "https://example.test/base"}, &paths);
+  Check(part.ok());
+  auto c = walhook::kriti::Render(t, *part, limits);
+  Check(c.ok() == a.ok());
   if (!a.ok()) {
-    Check(IsPositioned(a.error()) && a.error() == b.error());
+    Check(IsPositioned(a.error()) && a.error() == b.error() && c.error() == a.error());
     return;
   }
-  Check(*a == *b);
+  Check(*a == *b && *c == *a);
   Check(a->size() <= limits.max_output_bytes);
   Check(walhook::IsValidUtf8(*a));
   if (mode == walhook::kriti::Mode::kJson) Check(walhook::CheckJson(*a, 1 << 20).ok());

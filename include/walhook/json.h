@@ -8,6 +8,9 @@
 // Thread-safety: plain functions.
 
 #include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -32,9 +35,102 @@ inline constexpr int kMaxJsonDepth = 512;
 // input, however deep, takes stack.
 Status CheckJson(std::string_view text, int max_depth = kMaxJsonDepth);
 
+// Reads `text` once through `handler` (a RapidJSON SAX handler, as for
+// Reader::Parse) with CheckJson's checks made on the way, so that a caller
+// building its own values needs no second pass: the same errors, and the
+// handler sees nothing past the first one (it may have seen values before
+// it). kExtraFlags adds RapidJSON parse flags (kParseNumbersAsStringsFlag:
+// numbers reach the handler as RawNumber, their text).
+template <unsigned kExtraFlags = 0, typename Handler>
+Status ReadCheckedJson(std::string_view text, Handler& handler, int max_depth = kMaxJsonDepth);
+
 // CheckJson, then parses `text` into *doc. Integers are exact; a double may
 // differ from the text in its last digit (keep the text where digits matter).
 // On an error *doc is left null.
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth = kMaxJsonDepth);
+
+// --- ReadCheckedJson ---------------------------------------------------------
+
+namespace json_internal {
+
+inline constexpr unsigned kCheckedFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+bool IsValidText(const char* s, rapidjson::SizeType n);  // UTF-8, escapes decoded
+
+// What ReadCheckedJson checks beside RapidJSON's own: the depth, and decoded
+// strings (an escape can spell a lone surrogate that the byte check cannot
+// see). Forwards every value to `inner`.
+template <typename Inner>
+class Checked {
+ public:
+  Checked(Inner& inner, int max_depth) : inner_(inner), max_depth_(max_depth) {}
+
+  bool Null() { return inner_.Null(); }
+  bool Bool(bool b) { return inner_.Bool(b); }
+  bool Int(int i) { return inner_.Int(i); }
+  bool Uint(unsigned u) { return inner_.Uint(u); }
+  bool Int64(int64_t i) { return inner_.Int64(i); }
+  bool Uint64(uint64_t u) { return inner_.Uint64(u); }
+  bool Double(double d) { return inner_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return inner_.RawNumber(s, n, copy);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return Text(s, n) && inner_.String(s, n, copy);
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    return Text(s, n) && inner_.Key(s, n, copy);
+  }
+  bool StartObject() { return Open() && inner_.StartObject(); }
+  bool StartArray() { return Open() && inner_.StartArray(); }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    return inner_.EndObject(n);
+  }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth_;
+    return inner_.EndArray(n);
+  }
+
+  bool too_deep() const { return too_deep_; }
+  bool bad_text() const { return bad_text_; }
+
+ private:
+  bool Open() {
+    if (++depth_ <= max_depth_) return true;
+    too_deep_ = true;
+    return false;
+  }
+  bool Text(const char* s, rapidjson::SizeType n) {
+    if (IsValidText(s, n)) return true;
+    bad_text_ = true;
+    return false;
+  }
+
+  Inner& inner_;
+  int max_depth_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+  bool bad_text_ = false;
+};
+
+// The one-line error of a read that stopped (or Ok).
+Status ReadOutcome(const rapidjson::ParseResult& r, size_t read, size_t size, bool too_deep,
+                   bool bad_text, int max_depth);
+
+}  // namespace json_internal
+
+template <unsigned kExtraFlags, typename Handler>
+Status ReadCheckedJson(std::string_view text, Handler& handler, int max_depth) {
+  rapidjson::MemoryStream ms(text.data(), text.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  rapidjson::Reader reader;
+  json_internal::Checked<Handler> checked(handler, max_depth);
+  const rapidjson::ParseResult r =
+      reader.Parse<json_internal::kCheckedFlags | kExtraFlags>(in, checked);
+  return json_internal::ReadOutcome(r, in.Tell(), text.size(), checked.too_deep(),
+                                    checked.bad_text(), max_depth);
+}
 
 }  // namespace walhook

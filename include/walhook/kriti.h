@@ -6,9 +6,12 @@
 // Thread-safety: a parsed Template is immutable and may be shared between
 // threads; Render keeps all its state on its own stack.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "walhook/result.h"
 
@@ -49,14 +52,47 @@ namespace internal {
 struct InputValues;
 }
 
+// What of `$body` some templates read: the paths they look up by constant
+// names (`$body.data.doc.id`, `$body['type']`), as a tree of keys, each
+// path ending where a template uses the value as a whole (copies it,
+// indexes it, ranges over it, passes it to a function). Input::Bind given
+// one builds only those parts of the body (checking all of it as ever): the
+// templates it was made from render to the same text over it, for less work
+// than reading a body mostly made of parts no template looks at.
+// Thread-safety: immutable once built; may be shared between threads.
+class BodyPaths {
+ public:
+  static constexpr int32_t kAll = -1;  // a node below which everything is read
+
+  // Adds what `t` reads.
+  void Add(const Template& t);
+
+  // For the reader: the root (kAll when a template reads the body whole),
+  // and the node of `key` under `node` (kAll: all of its value; kNone: no
+  // template reads it).
+  static constexpr int32_t kNone = -2;
+  int32_t Root() const;
+  int32_t Find(int32_t node, std::string_view key) const;
+
+ private:
+  struct Node {
+    bool all = false;
+    std::vector<std::pair<std::string, int32_t>> kids;
+  };
+  std::vector<Node> nodes_{Node{}};  // [0]: $body
+};
+
 // The bindings read once, for the several templates of one event (url,
 // headers, query parameters, body, claims).
 // Thread-safety: immutable once bound; may be shared between threads.
 class Input {
  public:
-  // Reads `in`. The error ("input: $body: not JSON (…) at byte N") is not a
+  // Reads `in`: all of $body, or only what `paths` (when given) says some
+  // templates read, the rest checked and left out. Rendered over the latter,
+  // a template `paths` was not made from may find null where the body has a
+  // value. The error ("input: $body: not JSON (…) at byte N") is not a
   // template's: it has no position.
-  static Result<Input> Bind(const Bindings& in);
+  static Result<Input> Bind(const Bindings& in, const BodyPaths* paths = nullptr);
 
   Input(Input&&) noexcept;
   Input& operator=(Input&&) noexcept;

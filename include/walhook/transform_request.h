@@ -36,6 +36,9 @@ struct RequestTransform {
   std::shared_ptr<const kriti::Template> body;  // kTemplate only
   ContentType content_type = ContentType::kJson;
   std::shared_ptr<const kriti::Template> claims;  // null: no token_claims
+  // What of the standard body all of the templates above read: the only
+  // parts of it ShapeRequest builds.
+  kriti::BodyPaths body_paths;
 };
 
 // Parses a trigger's `request_transform` and `token_claims` (their jsonb

@@ -238,6 +238,12 @@ Result<std::shared_ptr<const RequestTransform>> ParseRequestTransform(
     if (!claims.ok()) return Status::Error(claims.error());
     t->claims = std::move(*claims);
   }
+  for (const Template* tmpl : {&t->url, &t->body, &t->claims}) {
+    if (*tmpl) t->body_paths.Add(**tmpl);
+  }
+  for (const auto* map : {&t->query_params, &t->headers}) {
+    for (const auto& [name, tmpl] : *map) t->body_paths.Add(*tmpl);
+  }
   return std::shared_ptr<const RequestTransform>(std::move(t));
 }
 
@@ -463,8 +469,9 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
                                    std::string_view base_url) {
   ShapedRequest out;
   out.method = t.method;
-  // The body is read once for all the templates of this event.
-  auto input = kriti::Input::Bind(kriti::Bindings{standard_body, base_url});
+  // The body is read once for all the templates of this event, only the
+  // parts they look at.
+  auto input = kriti::Input::Bind(kriti::Bindings{standard_body, base_url}, &t.body_paths);
   if (!input.ok()) return Status::Error("transform: " + input.error());
   const kriti::Input& in = *input;
   auto render = [&](const kriti::Template& tmpl, std::string_view what,

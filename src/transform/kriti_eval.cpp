@@ -310,10 +310,10 @@ Input::Input(Input&&) noexcept = default;
 Input& Input::operator=(Input&&) noexcept = default;
 Input::~Input() = default;
 
-Result<Input> Input::Bind(const Bindings& in) {
+Result<Input> Input::Bind(const Bindings& in, const BodyPaths* paths) {
   Input out;
   out.values_ = std::make_unique<internal::InputValues>();
-  Result<const internal::Value*> body = internal::ReadJson(in.body_json, out.values_->arena);
+  Result<const internal::Value*> body = internal::ReadJson(in.body_json, out.values_->arena, paths);
   if (!body.ok()) return Status::Error("input: $body: " + body.error());
   out.values_->body = *body;
   if (!in.base_url.empty()) {

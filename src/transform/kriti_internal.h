@@ -86,11 +86,12 @@ const Value* MakeNumber(Arena& arena, std::string_view json);   // copies `json`
 const Value* MakeArray(Arena& arena, const std::vector<const Value*>& items);
 const Value* MakeObject(Arena& arena, const std::vector<Member>& members);  // keys copied by caller
 
-// Reads JSON text into values in `arena`: CheckJson (json.h) first, so the
-// text is bounded in depth and valid UTF-8; then RapidJSON's iterative reader
-// with numbers kept as their text. Duplicate keys are kept; lookups take the
-// last.
-Result<const Value*> ReadJson(std::string_view text, Arena& arena);
+// Reads JSON text into values in `arena`, in one pass with json.h's checks
+// (ReadCheckedJson: bounded in depth, valid UTF-8, CheckJson's errors), with
+// numbers kept as their text; given `paths`, only the parts they name
+// (BodyPaths in kriti.h). Duplicate keys are kept; lookups take the last.
+Result<const Value*> ReadJson(std::string_view text, Arena& arena,
+                              const BodyPaths* paths = nullptr);
 
 // Compact JSON of `v` appended to *out; false (and *out cut short) when it
 // would pass `max_bytes`.

@@ -40,13 +40,14 @@ std::string_view KindName(Kind kind) {
 // Arena.
 
 void* Arena::Allocate(size_t bytes, size_t align) {
-  size_t pad = (align - reinterpret_cast<uintptr_t>(cur_) % align) % align;
+  // `align` is a power of two (alignof).
+  size_t pad = (0 - reinterpret_cast<uintptr_t>(cur_)) & (align - 1);
   if (pad + bytes > left_) {
     const size_t size = std::max<size_t>(bytes + align, 8192 + blocks_.size() * 8192);
-    blocks_.push_back(std::make_unique<char[]>(size));
+    blocks_.emplace_back(new char[size]);  // not zeroed: every byte is written before it is read
     cur_ = blocks_.back().get();
     left_ = size;
-    pad = (align - reinterpret_cast<uintptr_t>(cur_) % align) % align;
+    pad = (0 - reinterpret_cast<uintptr_t>(cur_)) & (align - 1);
   }
   char* p = cur_ + pad;
   cur_ = p + bytes;
@@ -103,89 +104,130 @@ namespace {
 
 // Builds values bottom-up: a finished value is pushed as a member (its key
 // pending for objects); an array or object takes its members off the stack.
-class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> {
+// Given BodyPaths, it builds only the members on them: the value of a key no
+// path names is skipped, whatever its size (RapidJSON's reader and
+// ReadCheckedJson still check it). An array is kept whole.
+class Builder {
  public:
-  explicit Builder(Arena& arena) : arena_(arena) {
+  Builder(Arena& arena, const BodyPaths* paths)
+      : arena_(arena), paths_(paths), next_(paths != nullptr ? paths->Root() : BodyPaths::kAll) {
     stack_.reserve(32);
-    keys_.reserve(8);
+    frames_.reserve(8);
   }
 
-  bool Null() { return Push(&NullValue()); }
-  bool Bool(bool b) { return Push(&BoolValue(b)); }
+  bool Null() { return Skipped() || Push(&NullValue()); }
+  bool Bool(bool b) { return Skipped() || Push(&BoolValue(b)); }
+  // Not called: numbers come as RawNumber (kParseNumbersAsStringsFlag).
+  bool Int(int) { return false; }
+  bool Uint(unsigned) { return false; }
+  bool Int64(int64_t) { return false; }
+  bool Uint64(uint64_t) { return false; }
+  bool Double(double) { return false; }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
-    return Push(MakeNumber(arena_, std::string_view(s, n)));
+    return Skipped() || Push(MakeNumber(arena_, std::string_view(s, n)));
   }
   bool String(const char* s, rapidjson::SizeType n, bool) {
-    return Push(MakeString(arena_, std::string_view(s, n)));
+    return Skipped() || Push(MakeString(arena_, std::string_view(s, n)));
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
-    key_ = arena_.Copy(std::string_view(s, n));
+    if (skip_ > 0) return true;
+    next_ = paths_ == nullptr ? BodyPaths::kAll
+                              : paths_->Find(frames_.back().need, std::string_view(s, n));
+    if (next_ == BodyPaths::kNone) {
+      skip_next_ = true;
+    } else {
+      key_ = arena_.Copy(std::string_view(s, n));
+    }
     return true;
   }
-  bool StartObject() { return Open(); }
-  bool StartArray() { return Open(); }
-  bool EndObject(rapidjson::SizeType n) {
-    const size_t first = stack_.size() - n;
+  bool StartObject() { return Open(next_); }
+  bool StartArray() { return Open(BodyPaths::kAll); }
+  bool EndObject(rapidjson::SizeType) {
+    if (skip_ > 0) return Unskip();
+    const size_t first = frames_.back().first;
+    const size_t n = stack_.size() - first;
     Value* v = arena_.NewValue();
     v->kind = Kind::kObject;
     Member* p = arena_.NewArray<Member>(n);
     std::copy(stack_.begin() + static_cast<std::ptrdiff_t>(first), stack_.end(), p);
     v->members = p;
-    v->count = n;
-    return Close(first, v);
+    v->count = static_cast<uint32_t>(n);
+    return Close(v);
   }
-  bool EndArray(rapidjson::SizeType n) {
-    const size_t first = stack_.size() - n;
+  bool EndArray(rapidjson::SizeType) {
+    if (skip_ > 0) return Unskip();
+    const size_t first = frames_.back().first;
+    const size_t n = stack_.size() - first;
     Value* v = arena_.NewValue();
     v->kind = Kind::kArray;
     const Value** p = arena_.NewArray<const Value*>(n);
     for (size_t i = 0; i < n; ++i) p[i] = stack_[first + i].value;
     v->items = p;
-    v->count = n;
-    return Close(first, v);
+    v->count = static_cast<uint32_t>(n);
+    return Close(v);
   }
 
   const Value* root() const { return root_; }
 
  private:
+  struct Frame {
+    size_t first;          // its first member on stack_
+    std::string_view key;  // the key it takes in the object around it
+    int32_t need;          // BodyPaths node (kAll: everything below)
+  };
+
+  // Whether this value is one no path names (or inside one).
+  bool Skipped() {
+    if (skip_ > 0) return true;
+    if (!skip_next_) return false;
+    skip_next_ = false;
+    return true;
+  }
   bool Push(const Value* v) {
-    if (keys_.empty()) {
+    if (frames_.empty()) {
       root_ = v;
     } else {
       stack_.push_back({key_, v});
     }
     return true;
   }
-  bool Open() {
-    keys_.push_back(key_);
+  bool Open(int32_t need) {
+    if (Skipped()) {
+      ++skip_;
+      return true;
+    }
+    frames_.push_back({stack_.size(), key_, need});
+    if (need == BodyPaths::kAll) next_ = BodyPaths::kAll;  // an array's items
     return true;
   }
-  bool Close(size_t first, const Value* v) {
-    stack_.resize(first);
-    key_ = keys_.back();
-    keys_.pop_back();
+  bool Unskip() {
+    --skip_;
+    return true;
+  }
+  bool Close(const Value* v) {
+    stack_.resize(frames_.back().first);
+    key_ = frames_.back().key;
+    frames_.pop_back();
     return Push(v);
   }
 
   Arena& arena_;
+  const BodyPaths* paths_;
   std::vector<Member> stack_;
-  std::vector<std::string_view> keys_;  // the key each open container will take
+  std::vector<Frame> frames_;  // the open arrays and objects
   std::string_view key_;
+  int32_t next_;            // the BodyPaths node of the next value
+  int skip_ = 0;            // > 0: inside a skipped array or object, this deep
+  bool skip_next_ = false;  // the next value is skipped
   const Value* root_ = &NullValue();
 };
 
 }  // namespace
 
-Result<const Value*> ReadJson(std::string_view text, Arena& arena) {
-  if (Status st = CheckJson(text); !st.ok()) return st;
-  Builder builder(arena);
-  rapidjson::MemoryStream ms(text.data(), text.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
-  rapidjson::Reader reader;
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
-  if (reader.Parse<kFlags>(in, builder).IsError()) {  // not expected after CheckJson
-    return Status::Error("not JSON");
+Result<const Value*> ReadJson(std::string_view text, Arena& arena, const BodyPaths* paths) {
+  Builder builder(arena, paths);
+  if (Status st = ReadCheckedJson<rapidjson::kParseNumbersAsStringsFlag>(text, builder); !st.ok()) {
+    return st;
   }
   return builder.root();
 }

@@ -19,14 +19,22 @@ constexpr std::string_view kBody = R"({"specversion":"1.0","id":"42","type":"DB_
                                    R"("meta":{"color":"red","a b":1},"note":null,"stock":0},)"
                                    R"("find":{"id":7}}})";
 
-// The rendered text, or "error: " and the message.
+// The rendered text, or "error: " and the message. Every template is also
+// rendered over only the parts of the input it reads (BodyPaths, as delivery
+// does it), which must make the same text or the same error.
 std::string Render(std::string_view tmpl, std::string_view input = kBody, Mode mode = Mode::kJson,
                    std::string_view base_url = "https://search.example/api", Limits limits = {}) {
   auto t = Parse(tmpl, mode);
   if (!t.ok()) return "error: " + t.error();
-  auto r = kriti::Render(**t, Bindings{input, base_url}, limits);
-  if (!r.ok()) return "error: " + r.error();
-  return *r;
+  auto outcome = [](const Result<std::string>& r) { return r.ok() ? *r : "error: " + r.error(); };
+  const std::string whole = outcome(kriti::Render(**t, Bindings{input, base_url}, limits));
+  BodyPaths paths;
+  paths.Add(**t);
+  auto in = Input::Bind(Bindings{input, base_url}, &paths);
+  const std::string read =
+      in.ok() ? outcome(kriti::Render(**t, *in, limits)) : "error: " + in.error();
+  CHECK_MESSAGE(read == whole, "the template's paths only, for " << tmpl);
+  return whole;
 }
 
 std::string Str(std::string_view tmpl, std::string_view input = kBody) {
@@ -332,6 +340,76 @@ TEST_CASE("kriti: the input is read with json.h's bounds; its errors say input")
   auto in = Input::Bind(Bindings{kBody, ""});
   REQUIRE(in.ok());
   for (int i = 0; i < 3; ++i) CHECK(*kriti::Render(**t, *in) == "7");
+}
+
+// The parts of $body each template needs (Render above also checks every
+// template of this file both ways).
+TEST_CASE("kriti: a body read for some templates builds only what they read, checked whole") {
+  auto parse = [](std::string_view text, Mode mode = Mode::kJson) {
+    auto t = Parse(text, mode);
+    REQUIRE_MESSAGE(t.ok(), text);
+    return *t;
+  };
+  auto render = [](const auto& t, const Result<Input>& in) {
+    REQUIRE(in.ok());
+    auto r = kriti::Render(*t, *in);
+    return r.ok() ? *r : "error: " + r.error();
+  };
+  const auto id = parse("{{ $body.data.doc.id }}");
+  const auto url =
+      parse("https://x.example/{{ $body['data']?.col }}/{{ $body.type }}", Mode::kString);
+  const auto tags = parse("{{ range i, t := $body.data.doc.tags }} {{ t }} {{ end }}");
+  const auto find = parse("{{ $body.data.find }}");
+  const auto keyed = parse("{{ $body.data.doc[$body.data.col] }}");
+  BodyPaths paths;
+  paths.Add(*id);
+  paths.Add(*url);
+  paths.Add(*tags);
+  const auto in = Input::Bind(Bindings{kBody, ""}, &paths);
+  CHECK(render(id, in) == "7");
+  CHECK(render(url, in) == "https://x.example/products/DB_INSERT");
+  CHECK(render(tags, in) == R"(["new","sale"])");
+  // What none of them reads is not there: a template the paths were not
+  // made from finds null.
+  CHECK(render(find, in) == "null");
+  CHECK(render(parse("{{ size $body.data.doc }}"), in) == "2");  // id and tags only
+  // A lookup by a computed key reads the whole value it looks in.
+  paths.Add(*keyed);
+  const auto all_doc = Input::Bind(Bindings{kBody, ""}, &paths);
+  CHECK(render(parse("{{ size $body.data.doc }}"), all_doc) == "8");
+  CHECK(render(find, all_doc) == "null");
+  BodyPaths whole;
+  whole.Add(*parse("{{ $ }}"));
+  CHECK(render(parse("{{ $ }}"), Input::Bind(Bindings{kBody, ""}, &whole)) == kBody);
+
+  // The parts left out are still checked: the same errors as a whole read.
+  std::string deep = R"({"data": {"doc": {"id": 1}}, "skipped": )";
+  deep += std::string(600, '[') + std::string(600, ']') + "}";
+  auto bad = Input::Bind(Bindings{deep, ""}, &paths);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "input: $body: nested deeper than 512 levels");
+  bad = Input::Bind(Bindings{R"({"skipped": ["\udc00"], "data": 1})", ""}, &paths);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().starts_with("input: $body: invalid UTF-8"));
+  const std::string raw_bad = "{\"skipped\": \"\xff\"}";
+  bad = Input::Bind(Bindings{raw_bad, ""}, &paths);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().starts_with("input: $body: invalid UTF-8"));
+  bad = Input::Bind(Bindings{R"({"skipped": {"a": [1, 2}, "data": 1})", ""}, &paths);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().starts_with("input: $body: not JSON"));
+  // Repeated keys: the last one, as in a whole read; skipped values of any
+  // shape between them.
+  const auto repeated = Input::Bind(
+      Bindings{R"({"data": {"doc": {"id": 1}}, "x": [{"data": 5}], "data": {"doc": {"id": 2}}})",
+               ""},
+      &paths);
+  CHECK(render(id, repeated) == "2");
+  // Another body's shape: an array or a string where an object was looked for.
+  CHECK(render(id, Input::Bind(Bindings{R"({"data": [1, {"doc": 3}]})", ""}, &paths)) ==
+        "error: line 1, column 14: an array's index must be a whole number, not a string");
+  CHECK(render(id, Input::Bind(Bindings{R"("text")", ""}, &paths)) ==
+        "error: line 1, column 9: cannot look up a key in a string");
 }
 
 TEST_CASE("kriti: hostile templates and inputs are bounded") {

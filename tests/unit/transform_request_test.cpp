@@ -91,6 +91,20 @@ TEST_CASE("transform: a PUT to a templated URL with query, headers and a body") 
   CHECK(s.content_type == "application/json");
 }
 
+// The body is read once per event, only the parts some template reads: each
+// member here reads a part no other one does.
+TEST_CASE("transform: every template finds the parts of the body it reads") {
+  const ShapedRequest s = Shaped(
+      R"({"url": "{{$base_url}}/{{$body.data.col}}", "query_params": {"n": "{{$body.data.doc.name}}"},
+          "headers": {"X-Id": "{{$body.id}}"}, "body": "{\"tags\": {{$body.data.doc.tags}}}"})",
+      R"({"type": "{{$body['type']}}"})");
+  CHECK(s.url == kBaseUrl + "/products?n=Caf%C3%A9%20%26%20Bar");
+  REQUIRE(s.headers.size() == 1);
+  CHECK(s.headers[0] == "X-Id: 42");
+  CHECK(s.body == R"({"tags":["a","b"]})");
+  CHECK(s.claims == R"({"type":"DB_INSERT"})");
+}
+
 TEST_CASE("transform: a body given as JSON is a template too") {
   const ShapedRequest s =
       Shaped(R"({"body": {"objectID": "{{$body.data.doc.id}}", "fixed": [1, 2]}})");
