@@ -51,7 +51,8 @@ void BodyPaths::Add(const Template& tmpl) {
     for (std::string_view key : keys) {
       if (nodes_[node].all) return;
       auto& kids = nodes_[node].kids;
-      auto it = std::find_if(kids.begin(), kids.end(), [&](const auto& k) { return k.first == key; });
+      auto it =
+          std::find_if(kids.begin(), kids.end(), [&](const auto& k) { return k.first == key; });
       if (it != kids.end()) {
         node = it->second;
         continue;
