@@ -518,6 +518,67 @@ TEST_CASE("transform: a changed transform applies to a waiting retry") {
 
 // `walhook sink` answered only POST: a transformed request's PUT, PATCH,
 // DELETE or GET got 404 there.
+// The body is read only where the trigger's templates look (BodyPaths): a
+// column no template reads, however large, is left out, and what the
+// templates read arrives exactly, hostile characters and all; a template
+// reading the whole body still gets every byte of it.
+TEST_CASE(
+    "transform: a row's columns no template reads are left out; what it reads arrives exact") {
+  Env env;
+  Setup(&env, 21170);
+  Exec(env.db, "CREATE TABLE docs (id int PRIMARY KEY, title text, blob text, extra jsonb)");
+  AddHook(
+      env.db,
+      {.name = "titles",
+       .table = "docs",
+       .url = env.hook->Url("/titles"),
+       .transform =
+           R"({"body": "{\"id\": {{$body.data.doc.id}}, \"title\": {{$body.data.doc.title}}}"})"});
+  AddHook(env.db, {.name = "whole",
+                   .table = "docs",
+                   .url = env.hook->Url("/whole"),
+                   .transform = R"({"method": "PUT", "body": "{{$body}}"})"});
+  env.walhook = StartWalhook(env.db, env.api_port);
+  REQUIRE(Active(env.db, "titles") == "true");
+  REQUIRE(Active(env.db, "whole") == "true");
+  // 256 KiB no template of "titles" reads, a jsonb with keys that look like
+  // the paths read, and a title with quotes, a backslash, a line break,
+  // "}}" and text outside the BMP.
+  Exec(env.db,
+       "INSERT INTO docs VALUES (5, E'say \"}}{{\" \\\\ \\n caf\\u00e9 \\U0001F600', "
+       "repeat('x', 262144), "
+       "'{\"data\": {\"doc\": {\"id\": 666, \"title\": \"forged\"}}, \"deep\": [[[[1]]]]}')");
+  const long titled = EventId(env.db, "titles");
+  const long whole = EventId(env.db, "whole");
+  REQUIRE((titled != 0 && whole != 0));
+  REQUIRE_MESSAGE(WaitFor(
+                      [&] {
+                        return Status(env.db, titled) == "processed" &&
+                               Status(env.db, whole) == "processed";
+                      },
+                      15s),
+                  env.walhook->Output());
+  std::string titles_body;
+  std::string whole_body;
+  for (const Arrival& a : env.hook->Arrivals()) {
+    if (a.path == "/titles") titles_body = a.body;
+    if (a.path == "/whole") whole_body = a.body;
+  }
+  CHECK(titles_body == "{\"id\":5,\"title\":\"say \\\"}}{{\\\" \\\\ \\n café \xF0\x9F\x98\x80\"}");
+  // The whole body: the standard body's values, the 256 KiB column included.
+  rapidjson::Document got;
+  got.Parse(whole_body.c_str());
+  REQUIRE_FALSE(got.HasParseError());
+  rapidjson::Document standard;
+  const std::string standard_text = StandardBody(env.db, whole);
+  standard.Parse(standard_text.c_str());
+  REQUIRE_FALSE(standard.HasParseError());
+  CHECK(got == standard);
+  REQUIRE(got.HasMember("data"));
+  CHECK(got["data"]["doc"]["blob"].GetStringLength() == 262144);
+  CheckStillServing(*env.walhook, env.api_port, env.db, *env.hook, 1);
+}
+
 TEST_CASE("transform: walhook sink takes and prints every method, with its query and body") {
   const std::string port = "21160";
   Process sink({WalhookBinary(), "sink", "--listen", "127.0.0.1:" + port});
