@@ -15,6 +15,7 @@
 #include <rapidjson/writer.h>
 
 #include <string_view>
+#include <vector>
 
 #include "walhook/result.h"
 
@@ -48,6 +49,26 @@ Status ReadCheckedJson(std::string_view text, Handler& handler, int max_depth = 
 // differ from the text in its last digit (keep the text where digits matter).
 // On an error *doc is left null.
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth = kMaxJsonDepth);
+
+// --- raw JSON text -------------------------------------------------------------
+// Text already known to be valid JSON (walhook's own, or checked before):
+// where values start and end, so that a value is kept as written (every
+// digit), not as RapidJSON reprints it. Iterative: any depth is safe. On
+// other text the positions mean nothing but stay within it.
+
+size_t SkipJsonSpace(std::string_view s, size_t i);   // past the whitespace at s[i]
+size_t SkipJsonString(std::string_view s, size_t i);  // past the string at s[i] == '"'
+size_t SkipJsonValue(std::string_view s, size_t i);   // past the value at s[i]
+
+struct RawJsonEntry {
+  std::string_view key;    // the key's JSON text, quotes included
+  std::string_view value;  // the value's JSON text
+};
+// The members of an object's text, in order (repeated keys kept); none when
+// it is not an object.
+std::vector<RawJsonEntry> RawJsonMembers(std::string_view object);
+// The texts of an array's elements; none when it is not an array.
+std::vector<std::string_view> RawJsonElements(std::string_view array);
 
 // --- ReadCheckedJson ---------------------------------------------------------
 

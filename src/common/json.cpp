@@ -50,6 +50,83 @@ Status CheckJson(std::string_view text, int max_depth) {
   return ReadCheckedJson(text, discard, max_depth);
 }
 
+size_t SkipJsonSpace(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+size_t SkipJsonString(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return s.size();
+}
+
+size_t SkipJsonValue(std::string_view s, size_t i) {
+  int depth = 0;
+  do {
+    i = SkipJsonSpace(s, i);
+    if (i >= s.size()) return s.size();
+    const char c = s[i];
+    if (c == '"') {
+      i = SkipJsonString(s, i);
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      ++i;
+    } else if (c == '}' || c == ']') {
+      --depth;
+      ++i;
+    } else if (c == ',' || c == ':') {
+      ++i;
+    } else {
+      while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+             s[i] != '\n' && s[i] != '\r' && s[i] != '\t') {
+        ++i;
+      }
+    }
+  } while (depth > 0);
+  return i;
+}
+
+std::vector<RawJsonEntry> RawJsonMembers(std::string_view obj) {
+  std::vector<RawJsonEntry> out;
+  size_t i = SkipJsonSpace(obj, 0);
+  if (i >= obj.size() || obj[i] != '{') return out;
+  ++i;
+  for (;;) {
+    i = SkipJsonSpace(obj, i);
+    if (i >= obj.size() || obj[i] != '"') return out;
+    const size_t key_end = SkipJsonString(obj, i);
+    const std::string_view key = obj.substr(i, key_end - i);
+    i = SkipJsonSpace(obj, key_end);
+    if (i >= obj.size() || obj[i] != ':') return out;
+    const size_t start = SkipJsonSpace(obj, i + 1);
+    const size_t end = SkipJsonValue(obj, start);
+    out.push_back({key, obj.substr(start, end - start)});
+    i = SkipJsonSpace(obj, end);
+    if (i >= obj.size() || obj[i] != ',') return out;
+    ++i;
+  }
+}
+
+std::vector<std::string_view> RawJsonElements(std::string_view arr) {
+  std::vector<std::string_view> out;
+  size_t i = SkipJsonSpace(arr, 0);
+  if (i >= arr.size() || arr[i] != '[') return out;
+  i = SkipJsonSpace(arr, i + 1);
+  while (i < arr.size() && arr[i] != ']') {
+    const size_t end = SkipJsonValue(arr, i);
+    out.push_back(arr.substr(i, end - i));
+    i = SkipJsonSpace(arr, end);
+    if (i < arr.size() && arr[i] == ',') i = SkipJsonSpace(arr, i + 1);
+  }
+  return out;
+}
+
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth) {
   doc->SetNull();
   if (Status st = CheckJson(text, max_depth); !st.ok()) return st;

@@ -23,82 +23,12 @@ std::string ToJson(const rapidjson::Value& v) {
   return std::string(b.GetString(), b.GetSize());
 }
 
-// Raw JSON text, already known to be valid: where values start and end, so a
-// payload is kept as written (every digit), not as RapidJSON reprints it.
-size_t SkipSpace(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
-}
-
-size_t SkipString(std::string_view s, size_t i) {  // s[i] == '"'
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return s.size();
-}
-
-size_t SkipValue(std::string_view s, size_t i) {
-  if (i >= s.size()) return s.size();
-  if (s[i] == '"') return SkipString(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (c == '"') {
-        i = SkipString(s, i);
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
-      }
-      ++i;
-    }
-    return s.size();
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
-         s[i] != '\n' && s[i] != '\r') {
-    ++i;
-  }
-  return i;
-}
-
 // The text of the first member `key` (written without escapes) of an object.
 std::optional<std::string_view> RawMember(std::string_view obj, std::string_view key) {
-  size_t i = SkipSpace(obj, 0);
-  if (i >= obj.size() || obj[i] != '{') return std::nullopt;
-  for (i = SkipSpace(obj, i + 1); i < obj.size() && obj[i] == '"';) {
-    const size_t key_end = SkipString(obj, i);
-    const std::string_view name = obj.substr(i + 1, key_end - i - 2);
-    i = SkipSpace(obj, key_end);
-    if (i >= obj.size() || obj[i] != ':') return std::nullopt;
-    const size_t start = SkipSpace(obj, i + 1);
-    const size_t end = SkipValue(obj, start);
-    if (name == key) return obj.substr(start, end - start);
-    i = SkipSpace(obj, end);
-    if (i >= obj.size() || obj[i] != ',') return std::nullopt;
-    i = SkipSpace(obj, i + 1);
+  for (const RawJsonEntry& m : RawJsonMembers(obj)) {
+    if (m.key.substr(1, m.key.size() - 2) == key) return m.value;
   }
   return std::nullopt;
-}
-
-// The texts of an array's elements.
-std::vector<std::string_view> RawElements(std::string_view arr) {
-  std::vector<std::string_view> out;
-  size_t i = SkipSpace(arr, 0);
-  if (i >= arr.size() || arr[i] != '[') return out;
-  i = SkipSpace(arr, i + 1);
-  while (i < arr.size() && arr[i] != ']') {
-    const size_t end = SkipValue(arr, i);
-    out.push_back(arr.substr(i, end - i));
-    i = SkipSpace(arr, end);
-    if (i < arr.size() && arr[i] == ',') i = SkipSpace(arr, i + 1);
-  }
-  return out;
 }
 
 // One entry of "event"/"events" (`raw`: its text, when found); an error
@@ -212,7 +142,7 @@ ResponseEvents ResponseEventsOf(const rapidjson::Value& doc, std::string_view bo
     } else {
       const auto raw = RawMember(body, "events");
       std::vector<std::string_view> elements;
-      if (raw) elements = RawElements(*raw);
+      if (raw) elements = RawJsonElements(*raw);
       const bool aligned = elements.size() == many->value.Size();
       for (rapidjson::SizeType i = 0; i < many->value.Size(); ++i) {
         entries.push_back(&many->value[i]);

@@ -16,78 +16,6 @@ namespace {
 
 using Template = std::shared_ptr<const kriti::Template>;
 
-// --- raw JSON text (known valid) ---------------------------------------------
-
-size_t SkipSpace(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
-}
-
-size_t SkipString(std::string_view s, size_t i) {  // s[i] == '"'
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return s.size();
-}
-
-// Past the value at s[i]: iterative, so any depth is safe.
-size_t SkipValue(std::string_view s, size_t i) {
-  int depth = 0;
-  do {
-    i = SkipSpace(s, i);
-    if (i >= s.size()) return s.size();
-    const char c = s[i];
-    if (c == '"') {
-      i = SkipString(s, i);
-    } else if (c == '{' || c == '[') {
-      ++depth;
-      ++i;
-    } else if (c == '}' || c == ']') {
-      --depth;
-      ++i;
-    } else if (c == ',' || c == ':') {
-      ++i;
-    } else {
-      while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
-             s[i] != '\n' && s[i] != '\r' && s[i] != '\t') {
-        ++i;
-      }
-    }
-  } while (depth > 0);
-  return i;
-}
-
-struct RawMember {
-  std::string_view key;    // the key's JSON text, quotes included
-  std::string_view value;  // the value's JSON text
-};
-
-// The members of a JSON object's text (valid JSON, checked before), in order.
-std::vector<RawMember> RawMembers(std::string_view obj) {
-  std::vector<RawMember> out;
-  size_t i = SkipSpace(obj, 0);
-  if (i >= obj.size() || obj[i] != '{') return out;
-  ++i;
-  for (;;) {
-    i = SkipSpace(obj, i);
-    if (i >= obj.size() || obj[i] != '"') return out;
-    const size_t key_end = SkipString(obj, i);
-    const std::string_view key = obj.substr(i, key_end - i);
-    i = SkipSpace(obj, key_end);
-    if (i >= obj.size() || obj[i] != ':') return out;
-    const size_t start = SkipSpace(obj, i + 1);
-    const size_t end = SkipValue(obj, start);
-    out.push_back({key, obj.substr(start, end - start)});
-    i = SkipSpace(obj, end);
-    if (i >= obj.size() || obj[i] != ',') return out;
-    ++i;
-  }
-}
-
 // The text of a JSON string's text (valid JSON): escapes read.
 std::string StringText(std::string_view json_string) {
   if (json_string.find('\\') == std::string_view::npos && json_string.size() >= 2) {
@@ -201,7 +129,7 @@ Result<std::shared_ptr<const RequestTransform>> ParseRequestTransform(
         t->body_kind = RequestTransform::BodyKind::kNone;
       } else {
         std::string_view raw;
-        for (const RawMember& m : RawMembers(text)) {
+        for (const RawJsonEntry& m : RawJsonMembers(text)) {
           if (StringText(m.key) == "body") raw = m.value;  // the last, as jsonb keeps it
         }
         auto body = ParseJsonTemplate("request_transform.body", it->value, raw);
@@ -425,7 +353,7 @@ std::string TokenClaimsJson(std::string_view node_id, int64_t iat, int64_t exp,
   std::string out;
   out.assign(buf.GetString(), buf.GetSize());  // {"id":…,"role":"SpaceCloud"
   std::unordered_set<std::string> seen = {"id", "role", "iat", "exp"};
-  for (const RawMember& m : RawMembers(extra)) {
+  for (const RawJsonEntry& m : RawJsonMembers(extra)) {
     const std::string name = StringText(m.key);
     if (!seen.insert(name).second) continue;  // walhook's own, or a repeated name
     out += ',';
@@ -556,7 +484,7 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
       switch (t.content_type) {
         case RequestTransform::ContentType::kJson: out.body = std::move(rendered); break;
         case RequestTransform::ContentType::kText: {
-          const size_t start = SkipSpace(rendered, 0);
+          const size_t start = SkipJsonSpace(rendered, 0);
           if (start < rendered.size() && rendered[start] == '"') {
             size_t end = rendered.size();
             while (end > start && (rendered[end - 1] == ' ' || rendered[end - 1] == '\n' ||
@@ -570,12 +498,12 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
           break;
         }
         case RequestTransform::ContentType::kForm: {
-          const size_t start = SkipSpace(rendered, 0);
+          const size_t start = SkipJsonSpace(rendered, 0);
           if (start >= rendered.size() || rendered[start] != '{') {
             return Status::Error(Failed(
                 "body", "an application/x-www-form-urlencoded body must render to an object"));
           }
-          for (const RawMember& m : RawMembers(rendered)) {
+          for (const RawJsonEntry& m : RawJsonMembers(rendered)) {
             if (m.value == "null") continue;
             if (!out.body.empty()) out.body += '&';
             out.body += EscapeForm(StringText(m.key));
@@ -607,7 +535,7 @@ Result<ShapedRequest> ShapeRequest(const RequestTransform& t, std::string_view s
   if (t.claims) {
     std::string claims;
     if (Status st = render(*t.claims, "token_claims", &claims); !st.ok()) return st;
-    const size_t start = SkipSpace(claims, 0);
+    const size_t start = SkipJsonSpace(claims, 0);
     if (start >= claims.size() || claims[start] != '{') {
       return Status::Error(Failed("token_claims", "does not render to an object"));
     }
