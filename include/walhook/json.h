@@ -41,7 +41,8 @@ Status CheckJson(std::string_view text, int max_depth = kMaxJsonDepth);
 // building its own values needs no second pass: the same errors, and the
 // handler sees nothing past the first one (it may have seen values before
 // it). kExtraFlags adds RapidJSON parse flags (kParseNumbersAsStringsFlag:
-// numbers reach the handler as RawNumber, their text).
+// numbers reach the handler as RawNumber, their text; with RapidJSON 1.1,
+// Debian's, it refuses the same out-of-range numbers as without).
 template <unsigned kExtraFlags = 0, typename Handler>
 Status ReadCheckedJson(std::string_view text, Handler& handler, int max_depth = kMaxJsonDepth);
 

@@ -90,8 +90,8 @@ class Input {
   // Reads `in`: all of $body, or only what `paths` (when given) says some
   // templates read, the rest checked and left out. Rendered over the latter,
   // a template `paths` was not made from may find null where the body has a
-  // value. The error ("input: $body: not JSON (…) at byte N") is not a
-  // template's: it has no position.
+  // value, or an object with fewer members. The error ("input: $body: not JSON (…) at byte N") is
+  // not a template's: it has no position.
   static Result<Input> Bind(const Bindings& in, const BodyPaths* paths = nullptr);
 
   Input(Input&&) noexcept;

@@ -44,7 +44,9 @@ void* Arena::Allocate(size_t bytes, size_t align) {
   size_t pad = (0 - reinterpret_cast<uintptr_t>(cur_)) & (align - 1);
   if (pad + bytes > left_) {
     const size_t size = std::max<size_t>(bytes + align, 8192 + blocks_.size() * 8192);
-    blocks_.emplace_back(new char[size]);  // not zeroed: every byte is written before it is read
+    // Not zeroed: every byte is written before it is read.
+    std::unique_ptr<char[]> block(new char[size]);
+    blocks_.push_back(std::move(block));
     cur_ = blocks_.back().get();
     left_ = size;
     pad = (0 - reinterpret_cast<uintptr_t>(cur_)) & (align - 1);

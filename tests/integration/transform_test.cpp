@@ -516,8 +516,6 @@ TEST_CASE("transform: a changed transform applies to a waiting retry") {
   CheckStillServing(*env.walhook, env.api_port, env.db, *env.hook, 1);
 }
 
-// `walhook sink` answered only POST: a transformed request's PUT, PATCH,
-// DELETE or GET got 404 there.
 // The body is read only where the trigger's templates look (BodyPaths): a
 // column no template reads, however large, is left out, and what the
 // templates read arrives exactly, hostile characters and all; a template
@@ -579,6 +577,8 @@ TEST_CASE(
   CheckStillServing(*env.walhook, env.api_port, env.db, *env.hook, 1);
 }
 
+// `walhook sink` answered only POST: a transformed request's PUT, PATCH,
+// DELETE or GET got 404 there.
 TEST_CASE("transform: walhook sink takes and prints every method, with its query and body") {
   const std::string port = "21160";
   Process sink({WalhookBinary(), "sink", "--listen", "127.0.0.1:" + port});
