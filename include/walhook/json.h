@@ -75,6 +75,10 @@ std::vector<std::string_view> RawJsonElements(std::string_view array);
 
 namespace json_internal {
 
+// Not kParseFullPrecisionFlag: its decimal conversion (internal/diyfp.h)
+// takes clz(0), undefined behaviour, on some inputs (found by
+// queue_request_fuzz). walhook keeps numbers as their text; a double it
+// reads (a delay, an exp) needs no last digit.
 inline constexpr unsigned kCheckedFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 

@@ -9,12 +9,6 @@
 namespace walhook {
 namespace {
 
-// Not kParseFullPrecisionFlag: its decimal conversion (internal/diyfp.h)
-// takes clz(0), undefined behaviour, on some inputs (found by
-// queue_request_fuzz). walhook keeps numbers as their text; a double it
-// reads (a delay, an exp) needs no last digit.
-constexpr unsigned kReadFlags = json_internal::kCheckedFlags;
-
 // What CheckJson hands its values to: nothing is kept.
 struct Discard : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Discard> {
   bool Default() { return true; }
@@ -129,15 +123,15 @@ std::vector<std::string_view> RawJsonElements(std::string_view arr) {
 
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth) {
   doc->SetNull();
-  if (Status st = CheckJson(text, max_depth); !st.ok()) return st;
-  doc->Parse<kReadFlags>(text.data(), text.size());
-  if (doc->HasParseError()) {  // not expected after the check
-    doc->SetNull();
-    return Status::Error(fmt::format("not JSON ({}) at byte {}",
-                                     rapidjson::GetParseError_En(doc->GetParseError()),
-                                     doc->GetErrorOffset()));
-  }
-  return Status::Ok();
+  // One pass: the document takes the values as they are checked (it is a
+  // SAX handler too); on an error nothing is put into it.
+  Status st;
+  auto read = [&](rapidjson::Document& handler) {
+    st = ReadCheckedJson(text, handler, max_depth);
+    return st.ok();
+  };
+  doc->Populate(read);
+  return st;
 }
 
 }  // namespace walhook
