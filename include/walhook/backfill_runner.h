@@ -38,10 +38,11 @@ class BackfillRunner {
   static constexpr int64_t kChunksInFlight = 2;
   // While live changes flow (one matched a trigger within kLiveWindow), a
   // backfill takes turns with them: chunks of at most kLiveChunkRows, one
-  // out at a time, each followed by a pause as long as it took, so live
-  // events keep most of the cores and the walsender never decodes more than
-  // a small chunk's rows ahead of them.
-  static constexpr int64_t kLiveChunkRows = 1000;
+  // out at a time, each followed by a pause as long as it took (from its
+  // low watermark to its events' commit), so live events keep at least
+  // half of the cores' time, and a live change waits behind at most a small
+  // chunk's rows in the walsender, the stream and the writer.
+  static constexpr int64_t kLiveChunkRows = 500;
   static constexpr std::chrono::milliseconds kLiveWindow{1000};
 
  private:

@@ -193,7 +193,9 @@ class Run {
       said_waiting = false;
       ++written;
       if (live && !result->done) {
-        // Half the time to the live stream: a pause as long as the chunk took.
+        // Half the time to the live stream: a pause as long as the chunk
+        // took, its events' insert included (it would fill the pause).
+        if (!WaitWritten(job.id, written)) continue;
         const auto took = std::chrono::steady_clock::now() - started;
         std::this_thread::sleep_for(
             std::min<std::chrono::steady_clock::duration>(took, milliseconds(500)));

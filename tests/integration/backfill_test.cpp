@@ -611,7 +611,7 @@ TEST_CASE("backfill: the SQL condition checker agrees with walhook's parser") {
 }
 
 TEST_CASE(
-    "backfill: beside live changes it takes turns (chunks of at most 1,000 rows); alone, it "
+    "backfill: beside live changes it takes turns (chunks of at most 500 rows); alone, it "
     "reads 5,000 a chunk") {
   TempPostgres pg;
   const std::string db = pg.conninfo();
@@ -649,7 +649,7 @@ TEST_CASE(
   stop = true;
   live.join();
   REQUIRE(done);
-  CHECK(chunks(beside) >= 10);
+  CHECK(chunks(beside) >= 20);
   CHECK(QL(db,
            "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 'wide_ins' "
            "AND payload->>'backfill' = '" +
