@@ -36,18 +36,7 @@ std::unique_ptr<Process> StartWalhook(const TempPostgres& pg, const std::string&
                                       const std::vector<std::string>& extra = {}) {
   auto p = std::make_unique<Process>(RunArgs(pg, node, extra));
   // Ready once it reports itself as the streaming node.
-  const bool ok = WaitFor(
-      [&] {
-        try {
-          return QL(pg.conninfo(),
-                    "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                    "AND node_id = '" +
-                        node + "'") == 1;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      20s, 100ms);
+  const bool ok = WaitFor([&] { return HasRole(pg.conninfo(), node); }, 20s, 100ms);
   INFO(p->Output());
   REQUIRE(ok);
   return p;

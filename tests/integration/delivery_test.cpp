@@ -155,11 +155,6 @@ std::vector<std::string> RunArgs(const std::string& db, const std::string& node,
   return args;
 }
 
-bool HasRole(const std::string& db, const std::string& node, const std::string& role) {
-  return TryQL(db, "SELECT count(*) FROM eventing.bridge_status WHERE role = '" + role +
-                       "' AND node_id = '" + node + "'") == 1;
-}
-
 // Starts `walhook run` and returns once bridge_status shows it in `role`.
 std::unique_ptr<Process> StartWalhook(const std::string& db, const std::string& node,
                                       const std::vector<std::string>& extra = {},

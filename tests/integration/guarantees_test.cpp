@@ -32,15 +32,6 @@ std::vector<std::string> RunArgs(const std::string& source, const std::string& n
   return args;
 }
 
-bool HasRole(const std::string& eventing, const std::string& node, const std::string& role) {
-  try {
-    return QL(eventing, "SELECT count(*) FROM eventing.bridge_status WHERE role = '" + role +
-                            "' AND node_id = '" + node + "'") == 1;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 bool IsStreaming(const std::string& eventing, const std::string& node) {
   return HasRole(eventing, node, "streaming");
 }

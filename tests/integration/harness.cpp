@@ -447,6 +447,20 @@ long QL(const std::string& conninfo, const std::string& sql) {
   return v.empty() ? 0 : std::stol(v);
 }
 
+bool HasRole(const std::string& eventing, const std::string& node, const std::string& role) {
+  try {
+    pqxx::connection c(eventing);
+    pqxx::nontransaction tx(c);
+    return tx.exec_params1(
+                 "SELECT count(*) FROM eventing.bridge_status "
+                 "WHERE role = $1 AND node_id = $2",
+                 role, node)[0]
+               .as<long>() == 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 void Exec(const std::string& conninfo, const std::string& sql) {
   pqxx::connection c(conninfo);
   pqxx::nontransaction tx(c);

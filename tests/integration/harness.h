@@ -173,6 +173,12 @@ std::string SourceRoot();
 // ""); Exec: runs statements, ignoring results. They throw on SQL errors.
 std::string Q(const std::string& conninfo, const std::string& sql);
 long QL(const std::string& conninfo, const std::string& sql);
+
+// Whether eventing.bridge_status shows node `node` in `role` ("streaming",
+// "standby"); false also when it cannot be read (the eventing
+// database not ready, walhook's migrations not run yet).
+bool HasRole(const std::string& eventing, const std::string& node,
+             const std::string& role = "streaming");
 void Exec(const std::string& conninfo, const std::string& sql);
 
 }  // namespace walhook::test

@@ -73,18 +73,8 @@ class Bridge {
                                      "300ms"};
     if (evt_ != db_) args.insert(args.end(), {"--eventing-db", evt_});
     process_ = std::make_unique<Process>(args);
-    const bool ok = WaitFor(
-        [&] {
-          try {
-            return QL(evt_,
-                      "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                      "AND node_id = 'hostile'") == 1 &&
-                   Health() == 200;
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        20s, 100ms);
+    const bool ok =
+        WaitFor([&] { return HasRole(evt_, "hostile") && Health() == 200; }, 20s, 100ms);
     INFO(process_->Output());
     REQUIRE(ok);
   }
@@ -141,17 +131,7 @@ void CheckStillFlows(Bridge& bridge, const std::string& db, Receiver& hook, int 
   }
   const size_t before = hook.Count();
   Exec(db, "INSERT INTO unrelated VALUES (" + std::to_string(n) + ")");
-  const bool delivered = WaitFor(
-      [&] {
-        for (const Arrival& a : hook.Arrivals()) {
-          if (a.path == "/row" &&
-              a.body.find("\"id\":" + std::to_string(n) + "}") != std::string::npos) {
-            return true;
-          }
-        }
-        return false;
-      },
-      10s);
+  const bool delivered = hook.WaitForBody("/row", "\"id\":" + std::to_string(n) + "}", 10s);
   CHECK_MESSAGE(delivered,
                 "row " << n << " not delivered; " << hook.Count() - before << " requests since");
   REQUIRE(bridge.process().Running());

@@ -36,17 +36,7 @@ std::unique_ptr<Process> StartWalhook(const std::string& db, int api_port) {
   auto p = std::make_unique<Process>(std::vector<std::string>{
       WalhookBinary(), "run", "--source", db, "--secret", kSecret, "--node-id", "n1",
       "--heartbeat-interval", "300ms", "--listen", "127.0.0.1:" + std::to_string(api_port)});
-  const bool ok = WaitFor(
-      [&] {
-        try {
-          return QL(db,
-                    "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                    "AND node_id = 'n1'") == 1;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      20s, 100ms);
+  const bool ok = WaitFor([&] { return HasRole(db, "n1"); }, 20s, 100ms);
   INFO(p->Output());
   REQUIRE(ok);
   return p;

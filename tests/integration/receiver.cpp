@@ -139,6 +139,17 @@ bool Receiver::WaitForCount(size_t n, std::chrono::milliseconds timeout) const {
   return cv_.wait_for(lock, timeout, [&] { return arrivals_.size() >= n; });
 }
 
+bool Receiver::WaitForBody(std::string_view path, std::string_view needle,
+                           std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] {
+    for (const Arrival& a : arrivals_) {
+      if (a.path == path && a.body.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  });
+}
+
 Reply Receiver::Handle(std::string method, std::string path, std::string query,
                        std::vector<std::pair<std::string, std::string>> headers, std::string body,
                        size_t* index) {

@@ -88,6 +88,10 @@ class Receiver {
 
   // Waits until at least `n` requests arrived; false if `timeout` passed first.
   bool WaitForCount(size_t n, std::chrono::milliseconds timeout) const;
+  // Waits until a request to `path` whose body contains `needle` arrived
+  // (it may have already); false if `timeout` passed first.
+  bool WaitForBody(std::string_view path, std::string_view needle,
+                   std::chrono::milliseconds timeout) const;
 
  private:
   // Records the request, asks the policy and waits as it says; returns the

@@ -42,17 +42,7 @@ std::unique_ptr<Process> StartWalhook(const std::string& db, int api_port) {
       WalhookBinary(), "run", "--source", db, "--secret", kSecret, "--node-id", "tn1",
       "--heartbeat-interval", "300ms", "--signing-secret", kSigningSecret, "--listen",
       "127.0.0.1:" + std::to_string(api_port)});
-  const bool ok = WaitFor(
-      [&] {
-        try {
-          return QL(db,
-                    "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                    "AND node_id = 'tn1'") == 1;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      20s, 100ms);
+  const bool ok = WaitFor([&] { return HasRole(db, "tn1"); }, 20s, 100ms);
   INFO(p->Output());
   REQUIRE(ok);
   return p;
