@@ -40,8 +40,14 @@ constexpr const char* kSecret = "backfill-secret";
 
 class Walhook {
  public:
-  Walhook(const std::string& db, int api_port, std::string chunk_rows = "")
-      : db_(db), api_port_(api_port), chunk_rows_(std::move(chunk_rows)) {
+  // Returns once node `node` is in `role` (another node may be streaming).
+  Walhook(const std::string& db, int api_port, std::string chunk_rows = "", std::string node = "bf",
+          std::string role = "streaming")
+      : db_(db),
+        api_port_(api_port),
+        chunk_rows_(std::move(chunk_rows)),
+        node_(std::move(node)),
+        role_(std::move(role)) {
     Start();
   }
 
@@ -53,7 +59,7 @@ class Walhook {
                                      "--secret",
                                      kSecret,
                                      "--node-id",
-                                     "bf",
+                                     node_,
                                      "--listen",
                                      "127.0.0.1:" + std::to_string(api_port_),
                                      "--heartbeat-interval",
@@ -62,17 +68,7 @@ class Walhook {
     if (!chunk_rows_.empty()) env.emplace_back("WALHOOK_BACKFILL_CHUNK_ROWS", chunk_rows_);
     process_ = std::make_unique<Process>(args, env);
     const bool ok = WaitFor(
-        [&] {
-          try {
-            return QL(db_,
-                      "SELECT count(*) FROM eventing.bridge_status WHERE role = 'streaming' "
-                      "AND node_id = 'bf'") == 1 &&
-                   Get("/healthz").first == 200;
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        20s, 100ms);
+        [&] { return HasRole(db_, node_, role_) && Get("/healthz").first == 200; }, 20s, 100ms);
     INFO(process_->Output());
     REQUIRE(ok);
   }
@@ -96,6 +92,8 @@ class Walhook {
   std::string db_;
   int api_port_;
   std::string chunk_rows_;
+  std::string node_;
+  std::string role_;
   std::unique_ptr<Process> process_;
 };
 
@@ -136,17 +134,7 @@ void CheckStillFlows(Walhook& w, const std::string& db, Receiver& hook, int n) {
   REQUIRE(w.process().Running());
   CHECK(w.Get("/healthz").first == 200);
   Exec(db, "INSERT INTO unrelated VALUES (" + std::to_string(n) + ")");
-  const bool delivered = WaitFor(
-      [&] {
-        for (const Arrival& a : hook.Arrivals()) {
-          if (a.path == "/row" &&
-              a.body.find("\"id\":" + std::to_string(n) + "}") != std::string::npos) {
-            return true;
-          }
-        }
-        return false;
-      },
-      10s);
+  const bool delivered = hook.WaitForBody("/row", "\"id\":" + std::to_string(n) + "}", 10s);
   CHECK_MESSAGE(delivered, "row " << n << " of an unrelated table was not delivered");
 }
 
@@ -290,6 +278,46 @@ TEST_CASE(
   }
   CHECK_MESSAGE(wrong == 0, wrong << " keys whose last delivered event is stale, e.g. " << example);
   CheckStillFlows(*w, db, hook, 1);
+}
+
+TEST_CASE(
+    "backfill: a standby that takes over the stream takes over the running backfill; one "
+    "event per row") {
+  TempPostgres pg;
+  const std::string db = pg.conninfo();
+  Init(db);
+  Receiver hook(FreePort(21020));
+  AddUnrelated(db, hook);
+  Exec(db,
+       "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);"
+       "INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;"
+       "INSERT INTO eventing.triggers (name, type, table_name, url) VALUES "
+       "('t_ins', 'DB_INSERT', 't', 'http://127.0.0.1:9/')");
+  auto first = std::make_unique<Walhook>(db, FreePort(21070), "100");
+  auto standby = std::make_unique<Walhook>(db, FreePort(21080), "100", "bf2", "standby");
+  const long id = QL(db, "SELECT eventing.backfill('t_ins')");
+  const auto rows_done = [&] {
+    return QL(db, "SELECT rows_done FROM eventing.backfills WHERE id = " + std::to_string(id));
+  };
+  REQUIRE(WaitFor([&] { return rows_done() >= 4000; }, 120s, 20ms));
+  first->Kill();
+  // Killed midway: what follows is the standby's work.
+  REQUIRE(State(db, id) == "running");
+  const long at_kill = rows_done();
+  REQUIRE(at_kill < 20000);
+  INFO("rows done when the streaming node was killed: " << at_kill);
+  const bool took_over = WaitFor([&] { return HasRole(db, "bf2"); }, 30s, 100ms);
+  INFO(standby->process().Output());
+  REQUIRE(took_over);
+  REQUIRE(WaitState(db, id, "done", 120s));
+  CHECK(rows_done() == 20000);
+  CHECK(QL(db,
+           "SELECT count(*) FROM eventing.event_logs WHERE trigger_name = 't_ins' "
+           "AND payload->>'backfill' IS NOT NULL") == 20000);
+  CHECK(QL(db,
+           "SELECT count(DISTINCT payload->'doc'->>'id') FROM eventing.event_logs "
+           "WHERE trigger_name = 't_ins' AND payload->>'backfill' IS NOT NULL") == 20000);
+  CheckStillFlows(*standby, db, hook, 1);
 }
 
 TEST_CASE("backfill: a condition backfills exactly the matching rows, with a live insert's data") {
